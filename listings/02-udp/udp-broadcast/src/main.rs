@@ -1,0 +1,98 @@
+//! S2.3: send a datagram to a broadcast address (which needs SO_BROADCAST), and listen for
+//! broadcasts with several listeners sharing one port (which needs SO_REUSEADDR).
+//!
+//! The defaults stay on this machine: 127.255.255.255 is the broadcast address of the
+//! loopback network 127.0.0.0/8.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use socket2::{Domain, Protocol, Socket, Type};
+
+#[derive(Parser)]
+#[command(about = "Broadcast a datagram, or listen for broadcasts")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Send one message to a broadcast address.
+    Send {
+        /// The broadcast address and port.
+        #[arg(long, default_value = "127.255.255.255:2425")]
+        to: SocketAddr,
+        /// Leave SO_BROADCAST off, to see the kernel refuse the send.
+        #[arg(long)]
+        without_broadcast_flag: bool,
+        message: String,
+    },
+    /// Print the datagrams that arrive on a port.
+    Listen {
+        /// Address to listen on: the broadcast address itself receives broadcasts only.
+        #[arg(long, default_value = "127.255.255.255:2425")]
+        bind: SocketAddr,
+        /// Stop after this many datagrams.
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+    },
+}
+
+fn main() -> ExitCode {
+    let result = match Cli::parse().command {
+        Command::Send {
+            to,
+            without_broadcast_flag,
+            message,
+        } => send(to, !without_broadcast_flag, &message),
+        Command::Listen { bind, count } => listen(bind, count),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("udp-broadcast: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+// ANCHOR: send
+fn send(to: SocketAddr, broadcast: bool, message: &str) -> Result<()> {
+    let socket = UdpSocket::bind("127.0.0.1:0").context("cannot bind")?;
+    // Without this flag the kernel refuses any datagram to a broadcast address (EACCES),
+    // so that a program cannot flood a network by accident.
+    socket.set_broadcast(broadcast)?;
+    let sent = socket
+        .send_to(message.as_bytes(), to)
+        .with_context(|| format!("cannot send to {to} (SO_BROADCAST is {})", on_off(broadcast)))?;
+    println!("sent {sent} bytes to {to} with SO_BROADCAST {}", on_off(broadcast));
+    Ok(())
+}
+// ANCHOR_END: send
+
+// ANCHOR: listen
+fn listen(bind: SocketAddr, count: u32) -> Result<()> {
+    // std's UdpSocket::bind cannot set options before binding; socket2 can. SO_REUSEADDR lets
+    // several listeners on this machine share the port, and each receives every broadcast.
+    let socket = Socket::new(Domain::for_address(bind), Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_reuse_address(true)?;
+    socket
+        .bind(&bind.into())
+        .with_context(|| format!("cannot bind {bind}"))?;
+    let socket = UdpSocket::from(socket);
+    println!("listening on {}", socket.local_addr()?);
+    let mut buf = [0; 1024];
+    for _ in 0..count {
+        let (len, from) = socket.recv_from(&mut buf)?;
+        println!("{from}-->{}", String::from_utf8_lossy(&buf[..len]));
+    }
+    Ok(())
+}
+// ANCHOR_END: listen
+
+fn on_off(flag: bool) -> &'static str {
+    if flag { "on" } else { "off" }
+}

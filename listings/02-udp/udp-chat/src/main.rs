@@ -1,0 +1,169 @@
+//! S2.2: the notes' UDP chat. A menu loop on one socket: 1 sends a datagram to any peer,
+//! 2 receives one, 3 quits. Bad answers are asked again; the end of input quits cleanly.
+
+use std::borrow::Cow;
+use std::io::{self, BufRead, ErrorKind, Write};
+use std::mem::MaybeUninit;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use encoding_rs::GBK;
+use socket2::{MaybeUninitSlice, SockRef};
+
+/// Chat over UDP: send datagrams to any peer and receive them on one socket.
+#[derive(Parser)]
+struct Args {
+    /// Local address to bind (port 0 lets the system choose one).
+    #[arg(long, default_value = "127.0.0.1:6666")]
+    bind: SocketAddr,
+    /// Bytes read per datagram; the kernel drops the rest of a longer one.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u16).range(1..))]
+    buffer: u16,
+    /// Seconds a receive waits before giving up.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    wait: u64,
+}
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("udp-chat: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<()> {
+    let socket = UdpSocket::bind(args.bind).with_context(|| format!("cannot bind {}", args.bind))?;
+    socket.set_read_timeout(Some(Duration::from_secs(args.wait)))?;
+    println!("chat socket bound to {}", socket.local_addr()?);
+    match chat(&socket, &mut io::stdin().lock(), &args) {
+        // After Ctrl-D the cursor is still on the prompt's line.
+        Err(e) if e.kind() == ErrorKind::UnexpectedEof => println!("\ninput ended, bye"),
+        ended => ended?,
+    }
+    Ok(())
+}
+
+// ANCHOR: menu
+fn chat(socket: &UdpSocket, input: &mut impl BufRead, args: &Args) -> io::Result<()> {
+    loop {
+        match ask(input, "1 send, 2 receive, 3 quit> ", parse_choice)? {
+            Choice::Send => {
+                let ip = ask(input, "peer ip> ", parse_ip)?;
+                let port = ask(input, "peer port> ", parse_port)?;
+                let text = ask(input, "message> ", parse_message)?;
+                let peer = SocketAddr::new(ip, port);
+                // Sending can fail (no route, say); that ends one send, not the chat.
+                match socket.send_to(text.as_bytes(), peer) {
+                    Ok(sent) => println!("sent {sent} bytes to {peer}"),
+                    Err(e) => println!("cannot send to {peer}: {e}"),
+                }
+            }
+            Choice::Receive => receive(socket, args)?,
+            Choice::Quit => return Ok(()),
+        }
+    }
+}
+// ANCHOR_END: menu
+
+enum Choice {
+    Send,
+    Receive,
+    Quit,
+}
+
+// ANCHOR: ask
+/// Prompts until `parse` accepts the answer. The end of input is an `UnexpectedEof` error,
+/// so that every caller can pass it up with `?` and the menu loop ends in one place.
+fn ask<T>(
+    input: &mut impl BufRead,
+    prompt: &str,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> io::Result<T> {
+    loop {
+        print!("{prompt}");
+        io::stdout().flush()?;
+        let mut line = String::new();
+        if input.read_line(&mut line)? == 0 {
+            return Err(ErrorKind::UnexpectedEof.into());
+        }
+        match parse(line.trim_end_matches(['\r', '\n'])) {
+            Ok(answer) => return Ok(answer),
+            Err(why) => println!("input error, try again: {why}"),
+        }
+    }
+}
+
+fn parse_choice(answer: &str) -> Result<Choice, String> {
+    match answer.trim() {
+        "1" => Ok(Choice::Send),
+        "2" => Ok(Choice::Receive),
+        "3" => Ok(Choice::Quit),
+        _ => Err(format!("{answer:?} is not 1, 2 or 3")),
+    }
+}
+
+fn parse_ip(answer: &str) -> Result<IpAddr, String> {
+    let answer = answer.trim();
+    answer
+        .parse()
+        .map_err(|_| format!("{answer:?} is not an IPv4 or IPv6 address"))
+}
+
+fn parse_port(answer: &str) -> Result<u16, String> {
+    match answer.trim().parse::<u32>() {
+        Ok(port @ 1..=65535) => Ok(port as u16),
+        Ok(_) => Err("a port is a number from 1 to 65535".into()),
+        Err(_) => Err(format!("{answer:?} is not a port number")),
+    }
+}
+
+fn parse_message(answer: &str) -> Result<String, String> {
+    if answer.is_empty() {
+        return Err("the message is empty".into());
+    }
+    Ok(answer.to_string())
+}
+// ANCHOR_END: ask
+
+// ANCHOR: receive
+fn receive(socket: &UdpSocket, args: &Args) -> io::Result<()> {
+    let mut buf = vec![MaybeUninit::<u8>::uninit(); usize::from(args.buffer)];
+    // std's recv_from would cut a long datagram silently; recvmsg (through socket2) also
+    // returns the MSG_TRUNC flag, so the chat can say that part of the datagram was lost.
+    let received = SockRef::from(socket).recv_from_vectored(&mut [MaybeUninitSlice::new(&mut buf)]);
+    let (len, flags, from) = match received {
+        Ok(received) => received,
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+            println!("nothing received within {} s", args.wait);
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    // SAFETY: recvmsg wrote the first `len` bytes of `buf`, so they are initialised.
+    let bytes = unsafe { buf[..len].assume_init_ref() };
+    let from = from.as_socket().map_or("?".to_string(), |addr| addr.to_string());
+    let (text, encoding) = decode(bytes);
+    println!("{from}-->{text}   ({encoding}, {len} bytes)");
+    if flags.is_truncated() {
+        println!("(truncated: the datagram was longer than {len} bytes; the rest is lost)");
+    }
+    Ok(())
+}
+// ANCHOR_END: receive
+
+/// Strict UTF-8 first, then GBK: see the decode-order listing for why not the other way.
+fn decode(bytes: &[u8]) -> (Cow<'_, str>, &'static str) {
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        return (Cow::Borrowed(text), "UTF-8");
+    }
+    match GBK.decode_without_bom_handling_and_without_replacement(bytes) {
+        Some(text) => (text, "GBK"),
+        None => (String::from_utf8_lossy(bytes), "neither; U+FFFD marks bad bytes"),
+    }
+}

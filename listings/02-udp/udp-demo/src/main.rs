@@ -1,0 +1,75 @@
+//! S2.1: bind a UDP socket, send one typed line GBK-encoded, print the reply as `ip:port>>>text`.
+
+use std::io::{self, BufRead, ErrorKind, Write};
+use std::net::{SocketAddr, UdpSocket};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use encoding_rs::GBK;
+
+/// Send one line to a UDP peer, GBK-encoded, and print the peer's reply.
+#[derive(Parser)]
+struct Args {
+    /// Local address to bind (port 0 lets the system choose one).
+    #[arg(long, default_value = "127.0.0.1:6666")]
+    bind: SocketAddr,
+    /// Where to send the line.
+    #[arg(long, default_value = "127.0.0.1:8888")]
+    peer: SocketAddr,
+    /// Seconds to wait for the reply.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    wait: u64,
+}
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("udp-demo: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+// ANCHOR: run
+fn run(args: Args) -> Result<()> {
+    let socket = UdpSocket::bind(args.bind).with_context(|| format!("cannot bind {}", args.bind))?;
+    println!("bound to {}", socket.local_addr()?);
+
+    print!("message: ");
+    io::stdout().flush()?;
+    let mut line = String::new();
+    if io::stdin().lock().read_line(&mut line)? == 0 {
+        bail!("no message: input ended");
+    }
+    let line = line.trim_end_matches(['\r', '\n']);
+
+    // Python's str.encode("gbk") raises on a character GBK lacks; encoding_rs reports it.
+    let (bytes, _, unmappable) = GBK.encode(line);
+    if unmappable {
+        bail!("{line:?} has characters that GBK cannot encode");
+    }
+    socket
+        .send_to(&bytes, args.peer)
+        .with_context(|| format!("cannot send to {}", args.peer))?;
+
+    socket.set_read_timeout(Some(Duration::from_secs(args.wait)))?;
+    let mut buf = [0; 1024];
+    let (len, from) = match socket.recv_from(&mut buf) {
+        Ok(received) => received,
+        // A timed-out read is WouldBlock on Unix and TimedOut on Windows.
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+            bail!("no reply within {} s", args.wait)
+        }
+        Err(e) => return Err(e).context("cannot receive"),
+    };
+    let (text, malformed) = GBK.decode_without_bom_handling(&buf[..len]);
+    println!("{from}>>>{text}");
+    if malformed {
+        println!("(the reply was not valid GBK: U+FFFD marks the bytes that were not)");
+    }
+    Ok(())
+}
+// ANCHOR_END: run

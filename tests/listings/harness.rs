@@ -1,0 +1,422 @@
+//! The one harness behind every listing's snapshot: build the workspace's binaries once, run a
+//! listing as a reader would (arguments, typed answers to its prompts, a peer in the test),
+//! and snapshot the terminal transcript with what varies from run to run redacted.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use regex::{Captures, Regex};
+
+/// How long one listing may run, in all, before the test kills it and fails. Generous: two
+/// test suites may share this machine's 2 cores, and every wait returns as soon as it can.
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A listing's binary, ready to run with arguments.
+pub struct Listing {
+    name: String,
+    args: Vec<String>,
+}
+
+/// Starts describing a run of the listing crate `name` (its package and binary name).
+pub fn listing(name: &str) -> Listing {
+    Listing {
+        name: name.to_string(),
+        args: Vec::new(),
+    }
+}
+
+impl Listing {
+    pub fn args<I: IntoIterator<Item = S>, S: ToString>(mut self, args: I) -> Self {
+        self.args.extend(args.into_iter().map(|a| a.to_string()));
+        self
+    }
+
+    /// Starts the listing with stdin, stdout and stderr on pipes. Stdout and stderr share one
+    /// pipe, so the transcript has them in the order the program wrote them, as a terminal would.
+    pub fn spawn(self) -> Run {
+        let binary = binary(&self.name);
+        let (reader, writer) = std::io::pipe().expect("cannot create a pipe");
+        let mut child = Command::new(&binary)
+            .args(&self.args)
+            .env("NO_COLOR", "1")
+            .env("RUST_BACKTRACE", "0")
+            .stdin(Stdio::piped())
+            .stdout(writer.try_clone().expect("cannot duplicate a pipe"))
+            .stderr(writer)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+        let stdin = child.stdin.take();
+        let command_line = format!("$ cargo run -p {}{}", self.name, shell_args(&self.args));
+        let screen = Arc::new(Screen::default());
+        let reading = Arc::clone(&screen);
+        // The Command above holds no copy of the pipe's write end any more, so this read sees
+        // end-of-file when the listing (and any child that inherited its output) has exited.
+        let reader = std::thread::spawn(move || reading.fill_from(reader));
+        Run {
+            name: self.name,
+            child,
+            stdin,
+            screen,
+            reader: Some(reader),
+            started: Instant::now(),
+            command_line,
+            redactions: Vec::new(),
+            typed_up_to: 0,
+        }
+    }
+}
+
+/// A running listing.
+pub struct Run {
+    name: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    screen: Arc<Screen>,
+    reader: Option<JoinHandle<()>>,
+    started: Instant,
+    command_line: String,
+    redactions: Vec<(String, String)>,
+    /// Screen length after the last typed line: a prompt must appear after it.
+    typed_up_to: usize,
+}
+
+impl Run {
+    /// The listing's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the listing to print `prompt` (and nothing after it), then types `answer`
+    /// and Enter. The answer appears in the transcript just as a terminal would echo it.
+    pub fn answer(&mut self, prompt: &str, answer: &str) -> &mut Self {
+        let from = self.typed_up_to;
+        let what = format!("the prompt {prompt:?}");
+        let mut text = self.wait_until(&what, |text| text[from..].ends_with(prompt));
+        // Echo before typing: the listing cannot print its response before it reads the line.
+        text.push_str(answer);
+        text.push('\n');
+        let typed_up_to = text.len();
+        drop(text);
+        self.typed_up_to = typed_up_to;
+        let stdin = self.stdin.as_mut().expect("stdin is open until close_stdin");
+        stdin
+            .write_all(format!("{answer}\n").as_bytes())
+            .unwrap_or_else(|e| panic!("{}: cannot type {answer:?}: {e}", self.name));
+        self
+    }
+
+    /// Waits for a whole output line that matches `pattern`, and returns the match's groups
+    /// (group 0 is the whole match): this is how a test learns the address a listing bound.
+    pub fn wait_for_line(&mut self, pattern: &str) -> Vec<String> {
+        let regex = Regex::new(pattern).expect("a valid pattern");
+        let what = format!("a line matching {pattern:?}");
+        let complete_lines = |text: &str| {
+            let lines: Vec<String> = text
+                .split_inclusive('\n')
+                .filter(|line| line.ends_with('\n'))
+                .map(|line| line.trim_end().to_string())
+                .collect();
+            lines
+        };
+        let text = self.wait_until(&what, |text| {
+            complete_lines(text).iter().any(|line| regex.is_match(line))
+        });
+        let lines = complete_lines(&text);
+        let line = lines.iter().find(|line| regex.is_match(line)).expect("found");
+        let groups = regex.captures(line).expect("the line matches");
+        groups
+            .iter()
+            .map(|g| g.map_or(String::new(), |g| g.as_str().to_string()))
+            .collect()
+    }
+
+    /// Shows `value` as `placeholder` in the snapshot: for a varying value the generic rules
+    /// cannot recognise, such as an ephemeral port typed as an answer.
+    pub fn redact(&mut self, value: &str, placeholder: &str) -> &mut Self {
+        self.redactions.push((value.to_string(), placeholder.to_string()));
+        self
+    }
+
+    /// Closes the listing's stdin: what Ctrl-D does at a terminal.
+    pub fn close_stdin(&mut self) -> &mut Self {
+        self.stdin = None;
+        self
+    }
+
+    /// Closes stdin, waits for the listing to exit, and returns what it printed.
+    pub fn finish(mut self) -> Transcript {
+        self.close_stdin();
+        // The output pipe closes when the listing exits, and only then if no process it
+        // started is still alive: a listing that leaves a child running fails here.
+        drop(self.wait_until("the listing to close its output", |_| self.screen.is_closed()));
+        let status = self.wait_for_exit();
+        if let Some(reader) = self.reader.take() {
+            reader.join().expect("the reader thread does not panic");
+        }
+        let transcript = Transcript {
+            name: self.name.clone(),
+            command_line: self.command_line.clone(),
+            text: self.screen.text().clone(),
+            status,
+            redactions: std::mem::take(&mut self.redactions),
+        };
+        assert!(
+            !transcript.text.contains("panicked at"),
+            "{} panicked; a listing reports errors in one line instead:\n{}",
+            self.name,
+            transcript.text
+        );
+        transcript
+    }
+
+    /// The output has closed, so the process is exiting: this poll ends almost at once.
+    fn wait_for_exit(&mut self) -> ExitStatus {
+        loop {
+            match self.child.try_wait().expect("cannot wait for the listing") {
+                Some(status) => return status,
+                None if self.started.elapsed() > TIMEOUT => self.fail("the listing to exit"),
+                None => std::thread::sleep(Duration::from_millis(1)),
+            }
+        }
+    }
+
+    /// Blocks until `done` holds for the transcript so far, the output ends, or time runs out.
+    fn wait_until(&self, what: &str, done: impl Fn(&str) -> bool) -> MutexGuard<'_, String> {
+        let mut text = self.screen.text();
+        loop {
+            if done(&text) {
+                return text;
+            }
+            if self.screen.is_closed() {
+                drop(text);
+                self.fail(&format!("{what} (the listing closed its output first)"));
+            }
+            let left = TIMEOUT.saturating_sub(self.started.elapsed());
+            if left.is_zero() {
+                drop(text);
+                self.fail(what);
+            }
+            text = self
+                .screen
+                .changed
+                .wait_timeout(text, left)
+                .expect("not poisoned")
+                .0;
+        }
+    }
+
+    fn fail(&self, what: &str) -> ! {
+        panic!(
+            "{}: gave up waiting for {what} after {:.1} s; output so far:\n{}",
+            self.name,
+            self.started.elapsed().as_secs_f64(),
+            self.screen.text()
+        )
+    }
+}
+
+impl Drop for Run {
+    /// A test that fails half-way still leaves no listing running.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// What the listing printed so far, shared between the reader thread and the test.
+#[derive(Default)]
+struct Screen {
+    text: Mutex<String>,
+    closed: Mutex<bool>,
+    changed: Condvar,
+}
+
+impl Screen {
+    fn text(&self) -> MutexGuard<'_, String> {
+        self.text.lock().expect("not poisoned")
+    }
+
+    fn is_closed(&self) -> bool {
+        *self.closed.lock().expect("not poisoned")
+    }
+
+    fn fill_from(&self, mut pipe: impl Read) {
+        let mut pending = Vec::new();
+        let mut buf = [0; 4096];
+        while let Ok(len @ 1..) = pipe.read(&mut buf) {
+            pending.extend_from_slice(&buf[..len]);
+            // Keep an incomplete UTF-8 character for the next read.
+            let valid = match std::str::from_utf8(&pending) {
+                Ok(s) => s.len(),
+                Err(e) if e.error_len().is_none() => e.valid_up_to(),
+                Err(_) => pending.len(),
+            };
+            let chunk: Vec<u8> = pending.drain(..valid).collect();
+            self.text().push_str(&String::from_utf8_lossy(&chunk));
+            self.changed.notify_all();
+        }
+        self.text().push_str(&String::from_utf8_lossy(&pending));
+        *self.closed.lock().expect("not poisoned") = true;
+        self.changed.notify_all();
+    }
+}
+
+/// What a finished listing printed, with its command line and exit status.
+pub struct Transcript {
+    name: String,
+    command_line: String,
+    /// The raw output (not redacted), for assertions about values the snapshot hides.
+    pub text: String,
+    pub status: ExitStatus,
+    redactions: Vec<(String, String)>,
+}
+
+impl Transcript {
+    /// Checks the transcript against `tests/snapshots/<listing>__<scenario>.snap`.
+    ///
+    /// The snapshot holds the command line, the output with typed answers, and the exit status
+    /// when it is not 0; ephemeral ports, pids, measured durations and local paths are redacted.
+    pub fn assert_snapshot(&self, scenario: &str) {
+        let mut shown = format!("{}\n{}", self.command_line, self.text);
+        if !shown.ends_with('\n') {
+            shown.push('\n');
+        }
+        if !self.status.success() {
+            let code = self.status.code().map_or("a signal".into(), |c| c.to_string());
+            shown.push_str(&format!("[exit status: {code}]\n"));
+        }
+        for (value, placeholder) in &self.redactions {
+            shown = shown.replace(value, placeholder);
+        }
+        let shown = redact(&shown);
+        let mut settings = insta::Settings::clone_current();
+        settings.set_snapshot_path(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots"));
+        settings.set_prepend_module_to_snapshot(false);
+        settings.set_omit_expression(true);
+        settings.bind(|| {
+            insta::assert_snapshot!(format!("{}__{scenario}", self.name), shown);
+        });
+    }
+}
+
+/// Replaces what differs between runs with a placeholder: ports the system chose, process
+/// ids, measured durations (printed with Debug, as `1.25ms`), and this checkout's path.
+pub fn redact(text: &str) -> String {
+    static RULES: OnceLock<Vec<(Regex, &str)>> = OnceLock::new();
+    let rules = RULES.get_or_init(|| {
+        vec![
+            (Regex::new(r"\bpid:? \d+").unwrap(), "pid [PID]"),
+            (
+                Regex::new(r"\b\d+(\.\d+)?(ns|µs|ms|s)\b").unwrap(),
+                "[DURATION]",
+            ),
+        ]
+    });
+    let root = workspace_root().display().to_string();
+    let mut text = text.replace(&root, "[ROOT]");
+    for (regex, placeholder) in rules {
+        text = regex.replace_all(&text, *placeholder).into_owned();
+    }
+    redact_ephemeral_ports(&text)
+}
+
+/// Only ports in the system's ephemeral range are redacted: tests bind port 0, so those are
+/// the ports that change; a port a reader typed (say, 70000 in a bad-input test) stays.
+fn redact_ephemeral_ports(text: &str) -> String {
+    static ADDRESS: OnceLock<Regex> = OnceLock::new();
+    let address = ADDRESS.get_or_init(|| {
+        Regex::new(r"(\b\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:]+\]):(\d{1,5})\b").unwrap()
+    });
+    let (low, high) = ephemeral_range();
+    address
+        .replace_all(text, |c: &Captures| match c[2].parse::<u32>() {
+            Ok(port) if (low..=high).contains(&port) => format!("{}:[PORT]", &c[1]),
+            _ => c[0].to_string(),
+        })
+        .into_owned()
+}
+
+fn ephemeral_range() -> (u32, u32) {
+    let linux = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range");
+    let parsed = linux.ok().and_then(|range| {
+        let mut ends = range.split_whitespace().map(str::parse);
+        Some((ends.next()?.ok()?, ends.next()?.ok()?))
+    });
+    // Elsewhere, the range IANA suggests (and macOS and Windows use).
+    parsed.unwrap_or((49152, 65535))
+}
+
+fn shell_args(args: &[String]) -> String {
+    if args.is_empty() {
+        return String::new();
+    }
+    let quoted: Vec<String> = args
+        .iter()
+        .map(|a| {
+            let plain = a
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.:/=[]".contains(c));
+            if plain && !a.is_empty() {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', r"'\''"))
+            }
+        })
+        .collect();
+    format!(" -- {}", quoted.join(" "))
+}
+
+pub fn workspace_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The path of a listing's binary, freshly built: the first call runs one `cargo build` of the
+/// whole workspace into the target directory this test runs from, so no binary is ever stale.
+fn binary(name: &str) -> PathBuf {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let dir = BUILT.get_or_init(build_workspace).as_ref().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.exists(),
+        "no binary {} after building the workspace: is {name} a listing crate?",
+        path.display()
+    );
+    path
+}
+
+fn build_workspace() -> Result<PathBuf, String> {
+    // This test runs from <target>/<profile>/deps/; the binaries go to <target>/<profile>/.
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .ok_or("unexpected test location")?;
+    let target_dir = profile_dir.parent().ok_or("unexpected test location")?;
+    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") => "dev",
+        Some(other) => other,
+        None => return Err("unexpected test location".into()),
+    };
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    // --all-targets builds with the same features as `cargo test`, so nothing is rebuilt.
+    let output = Command::new(cargo)
+        .args(["build", "--quiet", "--workspace", "--all-targets", "--profile", profile])
+        .arg("--target-dir")
+        .arg(target_dir)
+        .current_dir(workspace_root())
+        .output()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "cargo build failed, so no listing can run:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    Ok(profile_dir.to_path_buf())
+}

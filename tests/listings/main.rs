@@ -1,0 +1,6 @@
+//! Every listing, run for real: one module per chapter, one shared harness.
+//! Snapshots live in tests/snapshots/, named `<listing>__<scenario>.snap`.
+
+mod harness;
+
+mod udp;

@@ -1,0 +1,110 @@
+//! The book's tooling, on mdBook's own library (`mdbook-driver`).
+//!
+//! mdBook only *logs* most problems (a broken `{{#include}}` is an error in the log, and the
+//! build still succeeds), so every entry point here collects what mdBook logs at WARN or above
+//! and turns it into an error that names the cause.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Result, bail};
+use mdbook_driver::MDBook;
+use mdbook_driver::book::BookItem;
+use mdbook_renderer::{RenderContext, Renderer};
+
+/// The workspace root, where `book.toml` lives.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Renders the book as HTML into `dest`, failing on any warning or error mdBook reports.
+pub fn render(root: &Path, dest: &Path) -> Result<()> {
+    checked(|| {
+        let mut book = MDBook::load(root)?;
+        book.config.build.build_dir = dest.to_path_buf();
+        book.build()
+    })
+}
+
+/// A chapter after mdBook's preprocessors ran: the Markdown a reader sees, includes expanded.
+pub struct Chapter {
+    /// Path of the chapter's source, relative to `src/`.
+    pub path: PathBuf,
+    pub content: String,
+}
+
+/// Every chapter as rustdoc should test it: with `{{#include}}` and `{{#rustdoc_include}}`
+/// expanded exactly as `mdbook test` would expand them.
+pub fn expanded_chapters(root: &Path) -> Result<Vec<Chapter>> {
+    checked(|| {
+        let book = MDBook::load(root)?;
+        let (book, _) = book.preprocess_book(&TestRenderer)?;
+        Ok(book
+            .iter()
+            .filter_map(|item| match item {
+                BookItem::Chapter(ch) => ch.path.as_ref().map(|path| Chapter {
+                    path: path.clone(),
+                    content: ch.content.clone(),
+                }),
+                _ => None,
+            })
+            .collect())
+    })
+}
+
+/// mdBook runs its preprocessors for a named renderer; "test" is the name `mdbook test` uses.
+struct TestRenderer;
+
+impl Renderer for TestRenderer {
+    fn name(&self) -> &str {
+        "test"
+    }
+
+    fn render(&self, _: &RenderContext) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Runs `work` with mdBook's log captured; any WARN or ERROR line makes the result an error.
+fn checked<T>(work: impl FnOnce() -> Result<T>) -> Result<T> {
+    let log = Log::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .with_target(false)
+        .without_time()
+        .with_writer(move || writer.clone())
+        .finish();
+    let result = tracing::subscriber::with_default(subscriber, work);
+    let reported = log.text();
+    match result {
+        Err(e) if reported.is_empty() => Err(e),
+        Err(e) => Err(e.context(format!("mdBook reported:\n{reported}"))),
+        Ok(_) if !reported.is_empty() => bail!("mdBook reported:\n{reported}"),
+        Ok(value) => Ok(value),
+    }
+}
+
+#[derive(Clone, Default)]
+struct Log(Arc<Mutex<Vec<u8>>>);
+
+impl Log {
+    fn text(&self) -> String {
+        let bytes = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        String::from_utf8_lossy(&bytes).trim_end().to_string()
+    }
+}
+
+impl Write for Log {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut bytes = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,107 @@
+//! `cargo book build` renders the book into `book/`; `cargo book serve` also serves it on
+//! 127.0.0.1 and renders it again whenever a chapter, a listing or a snapshot changes.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use notify::{RecursiveMode, Watcher};
+
+#[derive(Parser)]
+#[command(about = "Render or serve the book")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Render the book as a static site.
+    Build {
+        /// Where to write the site.
+        #[arg(long, default_value = "book")]
+        dest: PathBuf,
+    },
+    /// Render the book, serve it, and render it again on every change.
+    Serve {
+        /// Address to serve on. The default is reachable from this machine only.
+        #[arg(long, default_value = "127.0.0.1:3000")]
+        bind: SocketAddr,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let root = book_tool::root();
+    let result = match cli.command {
+        Command::Build { dest } => build(&root, &dest),
+        Command::Serve { bind } => serve(&root, bind),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("book-tool: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn build(root: &Path, dest: &Path) -> Result<()> {
+    // A relative destination is relative to where the reader typed the command.
+    let dest = std::env::current_dir()?.join(dest);
+    book_tool::render(root, &dest)?;
+    println!("rendered the book into {}", dest.display());
+    Ok(())
+}
+
+fn serve(root: &Path, bind: SocketAddr) -> Result<()> {
+    let site = root.join("book");
+    rebuild(root, &site);
+    let (changed, changes) = mpsc::channel();
+    let mut watcher = notify::recommended_watcher(changed)?;
+    for watched in ["book.toml", "src", "listings", "tests/snapshots"] {
+        watcher
+            .watch(&root.join(watched), RecursiveMode::Recursive)
+            .with_context(|| format!("cannot watch {watched}"))?;
+    }
+    let root_for_watch = root.to_path_buf();
+    let site_for_watch = site.clone();
+    std::thread::spawn(move || {
+        while changes.recv().is_ok() {
+            // An editor's save is often several events: let them settle, then render once.
+            while changes.recv_timeout(Duration::from_millis(200)).is_ok() {}
+            rebuild(&root_for_watch, &site_for_watch);
+        }
+    });
+
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(bind)
+            .await
+            .with_context(|| format!("cannot listen on {bind}"))?;
+        println!(
+            "serving the book at http://{}/ (Ctrl-C stops)",
+            listener.local_addr()?
+        );
+        let app = axum::Router::new().fallback_service(tower_http::services::ServeDir::new(site));
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await?;
+        anyhow::Ok(())
+    })
+}
+
+/// Renders into the served folder; a broken chapter is reported, and serving goes on.
+fn rebuild(root: &Path, site: &Path) {
+    let started = Instant::now();
+    match book_tool::render(root, site) {
+        Ok(()) => println!("rendered in {:.1} s", started.elapsed().as_secs_f64()),
+        Err(e) => eprintln!("book-tool: {e:#}"),
+    }
+}
