@@ -85,11 +85,6 @@ pub struct Run {
 }
 
 impl Run {
-    /// The listing's process id.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
     /// Waits for the listing to print `prompt` (and nothing after it), then types `answer`
     /// and Enter. The answer appears in the transcript just as a terminal would echo it.
     pub fn answer(&mut self, prompt: &str, answer: &str) -> &mut Self {
@@ -102,7 +97,10 @@ impl Run {
         let typed_up_to = text.len();
         drop(text);
         self.typed_up_to = typed_up_to;
-        let stdin = self.stdin.as_mut().expect("stdin is open until close_stdin");
+        let stdin = self
+            .stdin
+            .as_mut()
+            .expect("stdin is open until close_stdin");
         stdin
             .write_all(format!("{answer}\n").as_bytes())
             .unwrap_or_else(|e| panic!("{}: cannot type {answer:?}: {e}", self.name));
@@ -126,7 +124,10 @@ impl Run {
             complete_lines(text).iter().any(|line| regex.is_match(line))
         });
         let lines = complete_lines(&text);
-        let line = lines.iter().find(|line| regex.is_match(line)).expect("found");
+        let line = lines
+            .iter()
+            .find(|line| regex.is_match(line))
+            .expect("found");
         let groups = regex.captures(line).expect("the line matches");
         groups
             .iter()
@@ -137,7 +138,8 @@ impl Run {
     /// Shows `value` as `placeholder` in the snapshot: for a varying value the generic rules
     /// cannot recognise, such as an ephemeral port typed as an answer.
     pub fn redact(&mut self, value: &str, placeholder: &str) -> &mut Self {
-        self.redactions.push((value.to_string(), placeholder.to_string()));
+        self.redactions
+            .push((value.to_string(), placeholder.to_string()));
         self
     }
 
@@ -152,7 +154,9 @@ impl Run {
         self.close_stdin();
         // The output pipe closes when the listing exits, and only then if no process it
         // started is still alive: a listing that leaves a child running fails here.
-        drop(self.wait_until("the listing to close its output", |_| self.screen.is_closed()));
+        drop(self.wait_until("the listing to close its output", |_| {
+            self.screen.is_closed()
+        }));
         let status = self.wait_for_exit();
         if let Some(reader) = self.reader.take() {
             reader.join().expect("the reader thread does not panic");
@@ -288,7 +292,10 @@ impl Transcript {
             shown.push('\n');
         }
         if !self.status.success() {
-            let code = self.status.code().map_or("a signal".into(), |c| c.to_string());
+            let code = self
+                .status
+                .code()
+                .map_or("a signal".into(), |c| c.to_string());
             shown.push_str(&format!("[exit status: {code}]\n"));
         }
         for (value, placeholder) in &self.redactions {
@@ -380,7 +387,10 @@ pub fn workspace_root() -> &'static Path {
 /// whole workspace into the target directory this test runs from, so no binary is ever stale.
 fn binary(name: &str) -> PathBuf {
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let dir = BUILT.get_or_init(build_workspace).as_ref().unwrap_or_else(|e| panic!("{e}"));
+    let dir = BUILT
+        .get_or_init(build_workspace)
+        .as_ref()
+        .unwrap_or_else(|e| panic!("{e}"));
     let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     assert!(
         path.exists(),
@@ -406,7 +416,14 @@ fn build_workspace() -> Result<PathBuf, String> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     // --all-targets builds with the same features as `cargo test`, so nothing is rebuilt.
     let output = Command::new(cargo)
-        .args(["build", "--quiet", "--workspace", "--all-targets", "--profile", profile])
+        .args([
+            "build",
+            "--quiet",
+            "--workspace",
+            "--all-targets",
+            "--profile",
+            profile,
+        ])
         .arg("--target-dir")
         .arg(target_dir)
         .current_dir(workspace_root())

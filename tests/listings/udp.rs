@@ -18,7 +18,9 @@ fn peer() -> UdpSocket {
 
 fn receive(socket: &UdpSocket) -> (Vec<u8>, SocketAddr) {
     let mut buf = [0; 2048];
-    let (len, from) = socket.recv_from(&mut buf).expect("a datagram from the listing");
+    let (len, from) = socket
+        .recv_from(&mut buf)
+        .expect("a datagram from the listing");
     (buf[..len].to_vec(), from)
 }
 
@@ -42,9 +44,7 @@ fn udp_demo_sends_gbk_and_prints_the_reply() {
 
 #[test]
 fn udp_demo_reports_a_character_gbk_lacks() {
-    let mut run = listing("udp-demo")
-        .args(["--bind", "127.0.0.1:0"])
-        .spawn();
+    let mut run = listing("udp-demo").args(["--bind", "127.0.0.1:0"]).spawn();
     run.answer("message: ", "hi 👋");
     run.finish().assert_snapshot("not-gbk");
 }
@@ -63,7 +63,9 @@ fn udp_demo_gives_up_when_nobody_answers() {
 
 #[test]
 fn udp_demo_rejects_a_bad_address() {
-    let run = listing("udp-demo").args(["--peer", "127.0.0.1:70000"]).spawn();
+    let run = listing("udp-demo")
+        .args(["--peer", "127.0.0.1:70000"])
+        .spawn();
     run.finish().assert_snapshot("bad-peer");
 }
 
@@ -79,7 +81,10 @@ fn udp_demo_cannot_bind_a_port_in_use() {
 #[test]
 fn decode_order_shows_gbk_first_accepting_utf8() {
     let transcript = listing("decode-order").spawn().finish();
-    assert!(transcript.text.contains("鎴戞敹鍒颁簡"), "UTF-8 bytes read as GBK");
+    assert!(
+        transcript.text.contains("鎴戞敹鍒颁簡"),
+        "UTF-8 bytes read as GBK"
+    );
     transcript.assert_snapshot("both-orders");
 }
 
@@ -87,16 +92,18 @@ fn decode_order_shows_gbk_first_accepting_utf8() {
 fn udp_chat_sends_receives_and_quits() {
     let peer = peer();
     let peer_port = peer.local_addr().unwrap().port().to_string();
-    let mut run = listing("udp-chat")
-        .args(["--bind", "127.0.0.1:0"])
-        .spawn();
+    let mut run = listing("udp-chat").args(["--bind", "127.0.0.1:0"]).spawn();
     run.redact(&peer_port, "[PORT]")
         .answer("1 send, 2 receive, 3 quit> ", "1")
         .answer("peer ip> ", "127.0.0.1")
         .answer("peer port> ", &peer_port)
         .answer("message> ", "你好");
     let (bytes, chat) = receive(&peer);
-    assert_eq!(bytes, "你好".as_bytes(), "the chat sends UTF-8, as the notes' chat does");
+    assert_eq!(
+        bytes,
+        "你好".as_bytes(),
+        "the chat sends UTF-8, as the notes' chat does"
+    );
 
     peer.send_to(&gbk("我收到了"), chat).unwrap();
     run.answer("1 send, 2 receive, 3 quit> ", "2");
@@ -108,9 +115,7 @@ fn udp_chat_sends_receives_and_quits() {
 
 #[test]
 fn udp_chat_asks_again_after_bad_input() {
-    let mut run = listing("udp-chat")
-        .args(["--bind", "127.0.0.1:0"])
-        .spawn();
+    let mut run = listing("udp-chat").args(["--bind", "127.0.0.1:0"]).spawn();
     run.answer("1 send, 2 receive, 3 quit> ", "send")
         .answer("1 send, 2 receive, 3 quit> ", "")
         .answer("1 send, 2 receive, 3 quit> ", "1")
@@ -163,23 +168,39 @@ fn udp_broadcast_reaches_every_listener_on_the_broadcast_address() {
         .spawn();
     second.wait_for_line(r"^listening on ");
     let unicast = UdpSocket::bind(format!("127.0.0.1:{port}")).expect("127.0.0.1 on that port");
-    unicast.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    unicast
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
 
     let sender = listing("udp-broadcast")
-        .args(["send", "--to", &format!("127.255.255.255:{port}"), "hello, everyone"])
+        .args([
+            "send",
+            "--to",
+            &format!("127.255.255.255:{port}"),
+            "hello, everyone",
+        ])
         .spawn()
         .finish();
     sender.assert_snapshot("send");
     first.finish().assert_snapshot("listen");
     let second = second.finish();
-    assert!(second.text.contains("-->hello, everyone"), "{}", second.text);
+    assert!(
+        second.text.contains("-->hello, everyone"),
+        "{}",
+        second.text
+    );
 
     // The broadcast was delivered, synchronously, before the send above returned; if the
     // 127.0.0.1 socket had got it, it would come before this direct datagram.
     let direct = peer();
-    direct.send_to(b"direct", unicast.local_addr().unwrap()).unwrap();
+    direct
+        .send_to(b"direct", unicast.local_addr().unwrap())
+        .unwrap();
     let (first_datagram, _) = receive(&unicast);
-    assert_eq!(first_datagram, b"direct", "a socket bound to 127.0.0.1 got the broadcast");
+    assert_eq!(
+        first_datagram, b"direct",
+        "a socket bound to 127.0.0.1 got the broadcast"
+    );
 }
 
 #[test]

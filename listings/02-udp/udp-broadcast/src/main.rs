@@ -65,10 +65,16 @@ fn send(to: SocketAddr, broadcast: bool, message: &str) -> Result<()> {
     // Without this flag the kernel refuses any datagram to a broadcast address (EACCES),
     // so that a program cannot flood a network by accident.
     socket.set_broadcast(broadcast)?;
-    let sent = socket
-        .send_to(message.as_bytes(), to)
-        .with_context(|| format!("cannot send to {to} (SO_BROADCAST is {})", on_off(broadcast)))?;
-    println!("sent {sent} bytes to {to} with SO_BROADCAST {}", on_off(broadcast));
+    let sent = socket.send_to(message.as_bytes(), to).with_context(|| {
+        format!(
+            "cannot send to {to} (SO_BROADCAST is {})",
+            on_off(broadcast)
+        )
+    })?;
+    println!(
+        "sent {sent} bytes to {to} with SO_BROADCAST {}",
+        on_off(broadcast)
+    );
     Ok(())
 }
 // ANCHOR_END: send

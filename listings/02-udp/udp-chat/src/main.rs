@@ -38,7 +38,8 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<()> {
-    let socket = UdpSocket::bind(args.bind).with_context(|| format!("cannot bind {}", args.bind))?;
+    let socket =
+        UdpSocket::bind(args.bind).with_context(|| format!("cannot bind {}", args.bind))?;
     socket.set_read_timeout(Some(Duration::from_secs(args.wait)))?;
     println!("chat socket bound to {}", socket.local_addr()?);
     match chat(&socket, &mut io::stdin().lock(), &args) {
@@ -147,7 +148,9 @@ fn receive(socket: &UdpSocket, args: &Args) -> io::Result<()> {
     };
     // SAFETY: recvmsg wrote the first `len` bytes of `buf`, so they are initialised.
     let bytes = unsafe { buf[..len].assume_init_ref() };
-    let from = from.as_socket().map_or("?".to_string(), |addr| addr.to_string());
+    let from = from
+        .as_socket()
+        .map_or("?".to_string(), |addr| addr.to_string());
     let (text, encoding) = decode(bytes);
     println!("{from}-->{text}   ({encoding}, {len} bytes)");
     if flags.is_truncated() {
@@ -164,6 +167,9 @@ fn decode(bytes: &[u8]) -> (Cow<'_, str>, &'static str) {
     }
     match GBK.decode_without_bom_handling_and_without_replacement(bytes) {
         Some(text) => (text, "GBK"),
-        None => (String::from_utf8_lossy(bytes), "neither; U+FFFD marks bad bytes"),
+        None => (
+            String::from_utf8_lossy(bytes),
+            "neither; U+FFFD marks bad bytes",
+        ),
     }
 }

@@ -35,7 +35,8 @@ fn main() -> ExitCode {
 
 // ANCHOR: run
 fn run(args: Args) -> Result<()> {
-    let socket = UdpSocket::bind(args.bind).with_context(|| format!("cannot bind {}", args.bind))?;
+    let socket =
+        UdpSocket::bind(args.bind).with_context(|| format!("cannot bind {}", args.bind))?;
     println!("bound to {}", socket.local_addr()?);
 
     print!("message: ");
