@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use notify::{RecursiveMode, Watcher};
+use notify::event::{EventKind, ModifyKind};
+use notify::{Event, RecursiveMode, Watcher};
+use tower_http::services::{ServeDir, ServeFile};
 
 #[derive(Parser)]
 #[command(about = "Render or serve the book")]
@@ -71,7 +73,10 @@ fn serve(root: &Path, bind: SocketAddr) -> Result<()> {
     let root_for_watch = root.to_path_buf();
     let site_for_watch = site.clone();
     std::thread::spawn(move || {
-        while changes.recv().is_ok() {
+        while let Ok(event) = changes.recv() {
+            if !is_edit(&event) {
+                continue;
+            }
             // An editor's save is often several events: let them settle, then render once.
             while changes.recv_timeout(Duration::from_millis(200)).is_ok() {}
             rebuild(&root_for_watch, &site_for_watch);
@@ -87,7 +92,8 @@ fn serve(root: &Path, bind: SocketAddr) -> Result<()> {
             "serving the book at http://{}/ (Ctrl-C stops)",
             listener.local_addr()?
         );
-        let app = axum::Router::new().fallback_service(tower_http::services::ServeDir::new(site));
+        let pages = ServeDir::new(&site).not_found_service(ServeFile::new(site.join("404.html")));
+        let app = axum::Router::new().fallback_service(pages);
         axum::serve(listener, app)
             .with_graceful_shutdown(async {
                 let _ = tokio::signal::ctrl_c().await;
@@ -103,5 +109,18 @@ fn rebuild(root: &Path, site: &Path) {
     match book_tool::render(root, site) {
         Ok(()) => println!("rendered in {:.1} s", started.elapsed().as_secs_f64()),
         Err(e) => eprintln!("book-tool: {e:#}"),
+    }
+}
+
+/// Rendering reads every source file, and reads are events too: only a change counts, or
+/// each render would trigger the next.
+fn is_edit(event: &notify::Result<Event>) -> bool {
+    match event {
+        Ok(event) => match event.kind {
+            EventKind::Modify(ModifyKind::Metadata(_)) => false,
+            EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_) => true,
+            _ => false,
+        },
+        Err(_) => false,
     }
 }
