@@ -316,6 +316,22 @@ fn every_page_and_listing_names_the_notes_it_covers() {
     );
 }
 
+/// Code the book says does not compile must prove it: `compile_fail` fails the doc-test if
+/// the block compiles after all, while `ignore` would hide any mistake.
+#[test]
+fn no_rust_block_is_ignored() {
+    let fence = Regex::new(r"(?m)^\s*```+\s*rust[^\n]*\bignore\b").unwrap();
+    let ignored: Vec<String> = files_under(&root().join("src"), "md")
+        .into_iter()
+        .filter(|chapter| fence.is_match(&fs::read_to_string(chapter).unwrap_or_default()))
+        .map(|chapter| relative(&chapter))
+        .collect();
+    assert!(
+        ignored.is_empty(),
+        "use compile_fail (or no_run), not ignore, in: {ignored:?}"
+    );
+}
+
 /// The checks above must be able to fail: a tiny book with a broken include and a broken link.
 #[test]
 fn the_checks_catch_a_broken_include_and_a_broken_link() {

@@ -1,5 +1,6 @@
-//! S2.2: the notes' chat decodes GBK first and falls back to UTF-8. GBK accepts most UTF-8
-//! bytes without an error, so that order turns UTF-8 text into the wrong characters silently.
+//! S2.2: the notes' chat decodes GBK first and falls back to UTF-8. GBK accepts
+//! most UTF-8 bytes without an error, so that order turns UTF-8 text into the
+//! wrong characters silently.
 
 use std::borrow::Cow;
 
@@ -16,7 +17,9 @@ fn main() {
     println!("GBK first, as the notes do:");
     for (name, bytes) in [("UTF-8", utf8), ("GBK", &gbk[..])] {
         match GBK.decode_without_bom_handling_and_without_replacement(bytes) {
-            Some(decoded) => println!("  {name} bytes -> {decoded} (decoded as GBK, no error)"),
+            Some(decoded) => println!(
+                "  {name} bytes -> {decoded} (decoded as GBK, no error)"
+            ),
             None => println!("  {name} bytes -> not GBK"),
         }
     }
@@ -30,8 +33,9 @@ fn main() {
 }
 
 // ANCHOR: decode
-/// Strict UTF-8 first: valid UTF-8 almost never happens by accident in GBK text, while GBK
-/// accepts most UTF-8 byte sequences (as the first loop shows), so only this order is safe.
+/// Strict UTF-8 first: valid UTF-8 almost never happens by accident in GBK
+/// text, while GBK accepts most UTF-8 byte sequences (as the first loop shows),
+/// so only this order is safe.
 fn decode(bytes: &[u8]) -> (Cow<'_, str>, &'static str) {
     if let Ok(text) = std::str::from_utf8(bytes) {
         return (Cow::Borrowed(text), "UTF-8");

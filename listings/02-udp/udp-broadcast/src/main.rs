@@ -1,8 +1,9 @@
-//! S2.3: send a datagram to a broadcast address (which needs SO_BROADCAST), and listen for
-//! broadcasts with several listeners sharing one port (which needs SO_REUSEADDR).
+//! S2.3: send a datagram to a broadcast address (which needs SO_BROADCAST), and
+//! listen for broadcasts with several listeners sharing one port (which needs
+//! SO_REUSEADDR).
 //!
-//! The defaults stay on this machine: 127.255.255.255 is the broadcast address of the
-//! loopback network 127.0.0.0/8.
+//! The defaults stay on this machine: 127.255.255.255 is the broadcast address
+//! of the loopback network 127.0.0.0/8.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::process::ExitCode;
@@ -32,7 +33,8 @@ enum Command {
     },
     /// Print the datagrams that arrive on a port.
     Listen {
-        /// Address to listen on: the broadcast address itself receives broadcasts only.
+        /// Address to listen on: the broadcast address itself receives
+        /// broadcasts only.
         #[arg(long, default_value = "127.255.255.255:2425")]
         bind: SocketAddr,
         /// Stop after this many datagrams.
@@ -62,8 +64,8 @@ fn main() -> ExitCode {
 // ANCHOR: send
 fn send(to: SocketAddr, broadcast: bool, message: &str) -> Result<()> {
     let socket = UdpSocket::bind("127.0.0.1:0").context("cannot bind")?;
-    // Without this flag the kernel refuses any datagram to a broadcast address (EACCES),
-    // so that a program cannot flood a network by accident.
+    // Without this flag the kernel refuses any datagram to a broadcast address
+    // (EACCES), so that a program cannot flood a network by accident.
     socket.set_broadcast(broadcast)?;
     let sent = socket.send_to(message.as_bytes(), to).with_context(|| {
         format!(
@@ -81,9 +83,14 @@ fn send(to: SocketAddr, broadcast: bool, message: &str) -> Result<()> {
 
 // ANCHOR: listen
 fn listen(bind: SocketAddr, count: u32) -> Result<()> {
-    // std's UdpSocket::bind cannot set options before binding; socket2 can. SO_REUSEADDR lets
-    // several listeners on this machine share the port, and each receives every broadcast.
-    let socket = Socket::new(Domain::for_address(bind), Type::DGRAM, Some(Protocol::UDP))?;
+    // std's UdpSocket::bind cannot set options before binding; socket2 can.
+    // SO_REUSEADDR lets several listeners on this machine share the port, and
+    // each receives every broadcast.
+    let socket = Socket::new(
+        Domain::for_address(bind),
+        Type::DGRAM,
+        Some(Protocol::UDP),
+    )?;
     socket.set_reuse_address(true)?;
     socket
         .bind(&bind.into())

@@ -1,5 +1,6 @@
-//! S2.2: the notes' UDP chat. A menu loop on one socket: 1 sends a datagram to any peer,
-//! 2 receives one, 3 quits. Bad answers are asked again; the end of input quits cleanly.
+//! S2.2: the notes' UDP chat. A menu loop on one socket: 1 sends a datagram to
+//! any peer, 2 receives one, 3 quits. Bad answers are asked again; the end of
+//! input quits cleanly.
 
 use std::borrow::Cow;
 use std::io::{self, BufRead, ErrorKind, Write};
@@ -20,10 +21,12 @@ struct Args {
     #[arg(long, default_value = "127.0.0.1:6666")]
     bind: SocketAddr,
     /// Bytes read per datagram; the kernel drops the rest of a longer one.
-    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, default_value_t = 1024)]
+    #[arg(value_parser = clap::value_parser!(u16).range(1..))]
     buffer: u16,
     /// Seconds a receive waits before giving up.
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 10)]
+    #[arg(value_parser = clap::value_parser!(u64).range(1..))]
     wait: u64,
 }
 
@@ -38,20 +41,26 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<()> {
-    let socket =
-        UdpSocket::bind(args.bind).with_context(|| format!("cannot bind {}", args.bind))?;
+    let socket = UdpSocket::bind(args.bind)
+        .with_context(|| format!("cannot bind {}", args.bind))?;
     socket.set_read_timeout(Some(Duration::from_secs(args.wait)))?;
     println!("chat socket bound to {}", socket.local_addr()?);
     match chat(&socket, &mut io::stdin().lock(), &args) {
         // After Ctrl-D the cursor is still on the prompt's line.
-        Err(e) if e.kind() == ErrorKind::UnexpectedEof => println!("\ninput ended, bye"),
+        Err(e) if e.kind() == ErrorKind::UnexpectedEof => {
+            println!("\ninput ended, bye")
+        }
         ended => ended?,
     }
     Ok(())
 }
 
 // ANCHOR: menu
-fn chat(socket: &UdpSocket, input: &mut impl BufRead, args: &Args) -> io::Result<()> {
+fn chat(
+    socket: &UdpSocket,
+    input: &mut impl BufRead,
+    args: &Args,
+) -> io::Result<()> {
     loop {
         match ask(input, "1 send, 2 receive, 3 quit> ", parse_choice)? {
             Choice::Send => {
@@ -59,7 +68,8 @@ fn chat(socket: &UdpSocket, input: &mut impl BufRead, args: &Args) -> io::Result
                 let port = ask(input, "peer port> ", parse_port)?;
                 let text = ask(input, "message> ", parse_message)?;
                 let peer = SocketAddr::new(ip, port);
-                // Sending can fail (no route, say); that ends one send, not the chat.
+                // Sending can fail (no route, say); that ends one send, not the
+                // chat.
                 match socket.send_to(text.as_bytes(), peer) {
                     Ok(sent) => println!("sent {sent} bytes to {peer}"),
                     Err(e) => println!("cannot send to {peer}: {e}"),
@@ -79,8 +89,9 @@ enum Choice {
 }
 
 // ANCHOR: ask
-/// Prompts until `parse` accepts the answer. The end of input is an `UnexpectedEof` error,
-/// so that every caller can pass it up with `?` and the menu loop ends in one place.
+/// Prompts until `parse` accepts the answer. The end of input is an
+/// `UnexpectedEof` error, so that every caller can pass it up with `?` and the
+/// menu loop ends in one place.
 fn ask<T>(
     input: &mut impl BufRead,
     prompt: &str,
@@ -135,18 +146,25 @@ fn parse_message(answer: &str) -> Result<String, String> {
 // ANCHOR: receive
 fn receive(socket: &UdpSocket, args: &Args) -> io::Result<()> {
     let mut buf = vec![MaybeUninit::<u8>::uninit(); usize::from(args.buffer)];
-    // std's recv_from would cut a long datagram silently; recvmsg (through socket2) also
-    // returns the MSG_TRUNC flag, so the chat can say that part of the datagram was lost.
-    let received = SockRef::from(socket).recv_from_vectored(&mut [MaybeUninitSlice::new(&mut buf)]);
+    // std's recv_from would cut a long datagram silently; recvmsg (through
+    // socket2) also returns the MSG_TRUNC flag, so the chat can say that part
+    // of the datagram was lost.
+    let received = SockRef::from(socket)
+        .recv_from_vectored(&mut [MaybeUninitSlice::new(&mut buf)]);
     let (len, flags, from) = match received {
         Ok(received) => received,
-        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::WouldBlock | ErrorKind::TimedOut
+            ) =>
+        {
             println!("nothing received within {} s", args.wait);
             return Ok(());
         }
         Err(e) => return Err(e),
     };
-    // SAFETY: recvmsg wrote the first `len` bytes of `buf`, so they are initialised.
+    // SAFETY: recvmsg initialised the first `len` bytes of `buf`.
     let bytes = unsafe { buf[..len].assume_init_ref() };
     let from = from
         .as_socket()
@@ -154,13 +172,16 @@ fn receive(socket: &UdpSocket, args: &Args) -> io::Result<()> {
     let (text, encoding) = decode(bytes);
     println!("{from}-->{text}   ({encoding}, {len} bytes)");
     if flags.is_truncated() {
-        println!("(truncated: the datagram was longer than {len} bytes; the rest is lost)");
+        println!(
+            "(truncated to {len} bytes: the rest of the datagram is lost)"
+        );
     }
     Ok(())
 }
 // ANCHOR_END: receive
 
-/// Strict UTF-8 first, then GBK: see the decode-order listing for why not the other way.
+/// Strict UTF-8 first, then GBK: see the decode-order listing for why not the
+/// other way.
 fn decode(bytes: &[u8]) -> (Cow<'_, str>, &'static str) {
     if let Ok(text) = std::str::from_utf8(bytes) {
         return (Cow::Borrowed(text), "UTF-8");

@@ -1,4 +1,5 @@
-//! S2.1: bind a UDP socket, send one typed line GBK-encoded, print the reply as `ip:port>>>text`.
+//! S2.1: bind a UDP socket, send one typed line GBK-encoded, print the reply as
+//! `ip:port>>>text`.
 
 use std::io::{self, BufRead, ErrorKind, Write};
 use std::net::{SocketAddr, UdpSocket};
@@ -19,7 +20,8 @@ struct Args {
     #[arg(long, default_value = "127.0.0.1:8888")]
     peer: SocketAddr,
     /// Seconds to wait for the reply.
-    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 30)]
+    #[arg(value_parser = clap::value_parser!(u64).range(1..))]
     wait: u64,
 }
 
@@ -35,8 +37,8 @@ fn main() -> ExitCode {
 
 // ANCHOR: run
 fn run(args: Args) -> Result<()> {
-    let socket =
-        UdpSocket::bind(args.bind).with_context(|| format!("cannot bind {}", args.bind))?;
+    let socket = UdpSocket::bind(args.bind)
+        .with_context(|| format!("cannot bind {}", args.bind))?;
     println!("bound to {}", socket.local_addr()?);
 
     print!("message: ");
@@ -47,7 +49,8 @@ fn run(args: Args) -> Result<()> {
     }
     let line = line.trim_end_matches(['\r', '\n']);
 
-    // Python's str.encode("gbk") raises on a character GBK lacks; encoding_rs reports it.
+    // Python's str.encode("gbk") raises on a character GBK lacks; encoding_rs
+    // reports it.
     let (bytes, _, unmappable) = GBK.encode(line);
     if unmappable {
         bail!("{line:?} has characters that GBK cannot encode");
@@ -61,7 +64,12 @@ fn run(args: Args) -> Result<()> {
     let (len, from) = match socket.recv_from(&mut buf) {
         Ok(received) => received,
         // A timed-out read is WouldBlock on Unix and TimedOut on Windows.
-        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::WouldBlock | ErrorKind::TimedOut
+            ) =>
+        {
             bail!("no reply within {} s", args.wait)
         }
         Err(e) => return Err(e).context("cannot receive"),
@@ -69,7 +77,7 @@ fn run(args: Args) -> Result<()> {
     let (text, malformed) = GBK.decode_without_bom_handling(&buf[..len]);
     println!("{from}>>>{text}");
     if malformed {
-        println!("(the reply was not valid GBK: U+FFFD marks the bytes that were not)");
+        println!("(not valid GBK: U+FFFD marks the bytes that were not)");
     }
     Ok(())
 }
