@@ -168,9 +168,13 @@ struct Include {
 }
 
 fn includes() -> Vec<Include> {
+    includes_in(&root().join("src"))
+}
+
+fn includes_in(chapters: &Path) -> Vec<Include> {
     let directive = Regex::new(r"\{\{#(?:rustdoc_)?include\s+([^}\s]+)\s*\}\}").unwrap();
     let mut found = Vec::new();
-    for chapter in files_under(&root().join("src"), "md") {
+    for chapter in files_under(chapters, "md") {
         let text = fs::read_to_string(&chapter).expect("a readable chapter");
         for c in directive.captures_iter(&text) {
             let (path, selector) = c[1].split_once(':').unwrap_or((&c[1], ""));
@@ -182,6 +186,40 @@ fn includes() -> Vec<Include> {
         }
     }
     found
+}
+
+/// mdBook includes nothing, silently, for an anchor the file lacks; with `rustdoc_include`
+/// the doc-test still passes, on a block the reader sees empty. Every anchor must exist.
+fn missing_anchors(includes: &[Include]) -> Vec<String> {
+    let line_range = Regex::new(r"^(\d*:?\d*)$").unwrap();
+    let mut missing = Vec::new();
+    for include in includes
+        .iter()
+        .filter(|i| !line_range.is_match(&i.selector))
+    {
+        let text = fs::read_to_string(&include.target).unwrap_or_default();
+        let anchor = &include.selector;
+        let opened = text
+            .lines()
+            .any(|l| l.trim_end().ends_with(&format!("ANCHOR: {anchor}")));
+        let closed = text
+            .lines()
+            .any(|l| l.trim_end().ends_with(&format!("ANCHOR_END: {anchor}")));
+        if !(opened && closed) {
+            missing.push(format!(
+                "{} includes {}:{anchor}, which has no ANCHOR: {anchor} ... ANCHOR_END: {anchor}",
+                relative(&include.chapter),
+                relative(&include.target),
+            ));
+        }
+    }
+    missing
+}
+
+#[test]
+fn every_included_anchor_exists() {
+    let missing = missing_anchors(&includes());
+    assert!(missing.is_empty(), "{}", missing.join("\n"));
 }
 
 fn listing_crates() -> Vec<PathBuf> {
@@ -332,9 +370,10 @@ fn no_rust_block_is_ignored() {
     );
 }
 
-/// The checks above must be able to fail: a tiny book with a broken include and a broken link.
+/// The checks above must be able to fail: a tiny book with a broken include, a missing
+/// anchor and a broken link.
 #[test]
-fn the_checks_catch_a_broken_include_and_a_broken_link() {
+fn the_checks_catch_a_broken_include_a_missing_anchor_and_a_broken_link() {
     let book = scratch_dir("broken-book");
     fs::create_dir_all(book.join("src")).unwrap();
     fs::write(book.join("book.toml"), "[book]\ntitle = \"Broken\"\n").unwrap();
@@ -345,9 +384,20 @@ fn the_checks_catch_a_broken_include_and_a_broken_link() {
     .unwrap();
     fs::write(
         book.join("src/chapter.md"),
-        "# Chapter\n\n[gone](gone.md#nowhere)\n\n```rust\n{{#include missing.rs}}\n```\n",
+        "# Chapter\n\n[gone](gone.md#nowhere)\n\n```rust\n{{#include missing.rs}}\n```\n\n\
+         ```rust\n{{#rustdoc_include code.rs:misspelt}}\n```\n",
     )
     .unwrap();
+    fs::write(
+        book.join("src/code.rs"),
+        "// ANCHOR: main\nfn main() {}\n// ANCHOR_END: main\n",
+    )
+    .unwrap();
+    let missing = missing_anchors(&includes_in(&book.join("src")));
+    assert!(
+        missing.len() == 1 && missing[0].contains("code.rs:misspelt"),
+        "{missing:?}"
+    );
 
     let error = book_tool::render(&book, &book.join("site"))
         .expect_err("a broken include must fail the render");

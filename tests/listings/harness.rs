@@ -90,12 +90,12 @@ impl Run {
     pub fn answer(&mut self, prompt: &str, answer: &str) -> &mut Self {
         let from = self.typed_up_to;
         let what = format!("the prompt {prompt:?}");
-        let mut text = self.wait_until(&what, |text| text[from..].ends_with(prompt));
+        let mut output = self.wait_until(&what, |text| text[from..].ends_with(prompt));
         // Echo before typing: the listing cannot print its response before it reads the line.
-        text.push_str(answer);
-        text.push('\n');
-        let typed_up_to = text.len();
-        drop(text);
+        output.text.push_str(answer);
+        output.text.push('\n');
+        let typed_up_to = output.text.len();
+        drop(output);
         self.typed_up_to = typed_up_to;
         let stdin = self
             .stdin
@@ -120,10 +120,10 @@ impl Run {
                 .collect();
             lines
         };
-        let text = self.wait_until(&what, |text| {
+        let output = self.wait_until(&what, |text| {
             complete_lines(text).iter().any(|line| regex.is_match(line))
         });
-        let lines = complete_lines(&text);
+        let lines = complete_lines(&output.text);
         let line = lines
             .iter()
             .find(|line| regex.is_match(line))
@@ -135,8 +135,8 @@ impl Run {
             .collect()
     }
 
-    /// Shows `value` as `placeholder` in the snapshot: for a varying value the generic rules
-    /// cannot recognise, such as an ephemeral port typed as an answer.
+    /// Shows `value` (where it stands as a whole word) as `placeholder` in the snapshot: for a
+    /// varying value the generic rules cannot recognise, such as a port typed as an answer.
     pub fn redact(&mut self, value: &str, placeholder: &str) -> &mut Self {
         self.redactions
             .push((value.to_string(), placeholder.to_string()));
@@ -154,9 +154,7 @@ impl Run {
         self.close_stdin();
         // The output pipe closes when the listing exits, and only then if no process it
         // started is still alive: a listing that leaves a child running fails here.
-        drop(self.wait_until("the listing to close its output", |_| {
-            self.screen.is_closed()
-        }));
+        drop(self.wait_until_closed());
         let status = self.wait_for_exit();
         if let Some(reader) = self.reader.take() {
             reader.join().expect("the reader thread does not panic");
@@ -164,7 +162,7 @@ impl Run {
         let transcript = Transcript {
             name: self.name.clone(),
             command_line: self.command_line.clone(),
-            text: self.screen.text().clone(),
+            text: self.screen.text(),
             status,
             redactions: std::mem::take(&mut self.redactions),
         };
@@ -182,40 +180,56 @@ impl Run {
         loop {
             match self.child.try_wait().expect("cannot wait for the listing") {
                 Some(status) => return status,
-                None if self.started.elapsed() > TIMEOUT => self.fail("the listing to exit"),
+                None if self.started.elapsed() > TIMEOUT => {
+                    self.fail("gave up waiting for the listing to exit")
+                }
                 None => std::thread::sleep(Duration::from_millis(1)),
             }
         }
     }
 
-    /// Blocks until `done` holds for the transcript so far, the output ends, or time runs out.
-    fn wait_until(&self, what: &str, done: impl Fn(&str) -> bool) -> MutexGuard<'_, String> {
-        let mut text = self.screen.text();
-        loop {
-            if done(&text) {
-                return text;
-            }
-            if self.screen.is_closed() {
-                drop(text);
-                self.fail(&format!("{what} (the listing closed its output first)"));
-            }
+    /// Blocks until `done` holds for the transcript so far; fails if the output ends first or
+    /// time runs out.
+    fn wait_until(&self, what: &str, done: impl Fn(&str) -> bool) -> MutexGuard<'_, Output> {
+        let output = self.wait_for(what, |output| done(&output.text) || output.closed);
+        if !done(&output.text) {
+            drop(output);
+            self.fail(&format!(
+                "gave up waiting for {what}: the listing closed its output"
+            ));
+        }
+        output
+    }
+
+    /// Blocks until the output ends: the listing has exited, and no process it started still
+    /// holds the pipe.
+    fn wait_until_closed(&self) -> MutexGuard<'_, Output> {
+        self.wait_for("the listing to close its output", |output| output.closed)
+    }
+
+    fn wait_for(&self, what: &str, done: impl Fn(&Output) -> bool) -> MutexGuard<'_, Output> {
+        let mut output = self.screen.lock();
+        while !done(&output) {
             let left = TIMEOUT.saturating_sub(self.started.elapsed());
             if left.is_zero() {
-                drop(text);
-                self.fail(what);
+                drop(output);
+                self.fail(&format!("gave up waiting for {what}"));
             }
-            text = self
+            output = self
                 .screen
                 .changed
-                .wait_timeout(text, left)
+                .wait_timeout(output, left)
                 .expect("not poisoned")
                 .0;
         }
+        output
     }
 
-    fn fail(&self, what: &str) -> ! {
+    /// Panics with `what` went wrong and the listing's output so far: for a test's own
+    /// failures (a peer that got nothing, say), so that the message shows why.
+    pub fn fail(&self, what: &str) -> ! {
         panic!(
-            "{}: gave up waiting for {what} after {:.1} s; output so far:\n{}",
+            "{}: {what} after {:.1} s; output so far:\n{}",
             self.name,
             self.started.elapsed().as_secs_f64(),
             self.screen.text()
@@ -233,27 +247,40 @@ impl Drop for Run {
     }
 }
 
-/// What the listing printed so far, shared between the reader thread and the test.
+/// What the listing printed so far, shared between the reader thread and the test. The
+/// text and the end-of-output flag share one mutex, the one the condition variable waits
+/// with, so that no change can slip in between a check and a wait.
 #[derive(Default)]
 struct Screen {
-    text: Mutex<String>,
-    closed: Mutex<bool>,
+    state: Mutex<Output>,
     changed: Condvar,
 }
 
+#[derive(Default)]
+struct Output {
+    text: String,
+    closed: bool,
+}
+
 impl Screen {
-    fn text(&self) -> MutexGuard<'_, String> {
-        self.text.lock().expect("not poisoned")
+    fn lock(&self) -> MutexGuard<'_, Output> {
+        self.state.lock().expect("not poisoned")
     }
 
-    fn is_closed(&self) -> bool {
-        *self.closed.lock().expect("not poisoned")
+    fn text(&self) -> String {
+        self.lock().text.clone()
     }
 
     fn fill_from(&self, mut pipe: impl Read) {
         let mut pending = Vec::new();
         let mut buf = [0; 4096];
-        while let Ok(len @ 1..) = pipe.read(&mut buf) {
+        loop {
+            let len = match pipe.read(&mut buf) {
+                Ok(0) => break,
+                Ok(len) => len,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            };
             pending.extend_from_slice(&buf[..len]);
             // Keep an incomplete UTF-8 character for the next read.
             let valid = match std::str::from_utf8(&pending) {
@@ -262,11 +289,13 @@ impl Screen {
                 Err(_) => pending.len(),
             };
             let chunk: Vec<u8> = pending.drain(..valid).collect();
-            self.text().push_str(&String::from_utf8_lossy(&chunk));
+            self.lock().text.push_str(&String::from_utf8_lossy(&chunk));
             self.changed.notify_all();
         }
-        self.text().push_str(&String::from_utf8_lossy(&pending));
-        *self.closed.lock().expect("not poisoned") = true;
+        let mut output = self.lock();
+        output.text.push_str(&String::from_utf8_lossy(&pending));
+        output.closed = true;
+        drop(output);
         self.changed.notify_all();
     }
 }
@@ -299,7 +328,8 @@ impl Transcript {
             shown.push_str(&format!("[exit status: {code}]\n"));
         }
         for (value, placeholder) in &self.redactions {
-            shown = shown.replace(value, placeholder);
+            let whole = Regex::new(&format!(r"\b{}\b", regex::escape(value))).unwrap();
+            shown = whole.replace_all(&shown, placeholder.as_str()).into_owned();
         }
         let shown = redact(&shown);
         let mut settings = insta::Settings::clone_current();
@@ -413,6 +443,8 @@ fn build_workspace() -> Result<PathBuf, String> {
         Some(other) => other,
         None => return Err("unexpected test location".into()),
     };
+    // Tests built for another target (`cargo test --target ...`) live one folder deeper; this
+    // harness supports the host target only, where the listings run.
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     // --all-targets builds with the same features as `cargo test`, so nothing is rebuilt.
     let output = Command::new(cargo)

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use encoding_rs::GBK;
 
-use crate::harness::listing;
+use crate::harness::{Run, listing};
+
+const MENU: &str = "1 send, 2 receive, 3 quit> ";
 
 /// A peer socket on loopback whose every receive gives up after a while.
 fn peer() -> UdpSocket {
@@ -16,55 +18,92 @@ fn peer() -> UdpSocket {
     socket
 }
 
-fn receive(socket: &UdpSocket) -> (Vec<u8>, SocketAddr) {
+fn addr(socket: &UdpSocket) -> String {
+    socket.local_addr().expect("a bound socket").to_string()
+}
+
+/// The next datagram `run`'s listing sent to `socket`; a failure shows the listing's output.
+fn receive(socket: &UdpSocket, run: &Run) -> (Vec<u8>, SocketAddr) {
     let mut buf = [0; 2048];
-    let (len, from) = socket
-        .recv_from(&mut buf)
-        .expect("a datagram from the listing");
-    (buf[..len].to_vec(), from)
+    match socket.recv_from(&mut buf) {
+        Ok((len, from)) => (buf[..len].to_vec(), from),
+        Err(e) => run.fail(&format!("the peer received no datagram ({e})")),
+    }
 }
 
 fn gbk(text: &str) -> Vec<u8> {
     GBK.encode(text).0.into_owned()
 }
 
+/// udp-demo bound to a free port, talking to `peer`.
+fn udp_demo(peer: &UdpSocket) -> Run {
+    listing("udp-demo")
+        .args(["--bind", "127.0.0.1:0", "--peer", &addr(peer)])
+        .spawn()
+}
+
 #[test]
 fn udp_demo_sends_gbk_and_prints_the_reply() {
     let peer = peer();
-    let peer_addr = peer.local_addr().unwrap();
-    let mut run = listing("udp-demo")
-        .args(["--bind", "127.0.0.1:0", "--peer", &peer_addr.to_string()])
-        .spawn();
+    let mut run = udp_demo(&peer);
     run.answer("message: ", "你好, UDP");
-    let (bytes, from) = receive(&peer);
+    let (bytes, from) = receive(&peer, &run);
     assert_eq!(bytes, gbk("你好, UDP"), "the line travels GBK-encoded");
     peer.send_to(&gbk("我收到了"), from).unwrap();
     run.finish().assert_snapshot("reply");
 }
 
 #[test]
+fn udp_demo_marks_a_reply_that_is_not_gbk() {
+    let peer = peer();
+    let mut run = udp_demo(&peer);
+    run.answer("message: ", "hello");
+    let (_, from) = receive(&peer, &run);
+    // 0xFF is never part of a GBK character.
+    peer.send_to(b"ok \xff", from).unwrap();
+    run.finish().assert_snapshot("reply-not-gbk");
+}
+
+#[test]
 fn udp_demo_reports_a_character_gbk_lacks() {
-    let mut run = listing("udp-demo").args(["--bind", "127.0.0.1:0"]).spawn();
+    let peer = peer();
+    let mut run = udp_demo(&peer);
     run.answer("message: ", "hi 👋");
     run.finish().assert_snapshot("not-gbk");
+}
+
+#[test]
+fn udp_demo_sends_nothing_when_input_ends() {
+    let peer = peer();
+    let mut run = udp_demo(&peer);
+    run.wait_for_line("^bound to ");
+    let transcript = run.finish();
+    assert!(transcript.status.success(), "{}", transcript.text);
+    transcript.assert_snapshot("input-ended");
 }
 
 #[test]
 fn udp_demo_gives_up_when_nobody_answers() {
     let silent = peer();
     let mut run = listing("udp-demo")
-        .args(["--bind", "127.0.0.1:0", "--wait", "1"])
-        .args(["--peer", &silent.local_addr().unwrap().to_string()])
+        .args([
+            "--bind",
+            "127.0.0.1:0",
+            "--wait",
+            "1",
+            "--peer",
+            &addr(&silent),
+        ])
         .spawn();
     run.answer("message: ", "anyone?");
-    receive(&silent);
+    receive(&silent, &run);
     run.finish().assert_snapshot("no-reply");
 }
 
 #[test]
 fn udp_demo_rejects_a_bad_address() {
     let run = listing("udp-demo")
-        .args(["--peer", "127.0.0.1:70000"])
+        .args(["--bind", "127.0.0.1:0", "--peer", "127.0.0.1:70000"])
         .spawn();
     run.finish().assert_snapshot("bad-peer");
 }
@@ -73,7 +112,7 @@ fn udp_demo_rejects_a_bad_address() {
 fn udp_demo_cannot_bind_a_port_in_use() {
     let taken = peer();
     let run = listing("udp-demo")
-        .args(["--bind", &taken.local_addr().unwrap().to_string()])
+        .args(["--bind", &addr(&taken), "--peer", &addr(&taken)])
         .spawn();
     run.finish().assert_snapshot("port-in-use");
 }
@@ -88,97 +127,113 @@ fn decode_order_shows_gbk_first_accepting_utf8() {
     transcript.assert_snapshot("both-orders");
 }
 
+/// udp-chat on a free port, and the address it reports.
+fn udp_chat(extra: &[&str]) -> (Run, String) {
+    let mut run = listing("udp-chat")
+        .args(["--bind", "127.0.0.1:0"])
+        .args(extra)
+        .spawn();
+    let chat = run.wait_for_line(r"^chat socket bound to (\S+)$")[1].clone();
+    (run, chat)
+}
+
 #[test]
 fn udp_chat_sends_receives_and_quits() {
     let peer = peer();
     let peer_port = peer.local_addr().unwrap().port().to_string();
-    let mut run = listing("udp-chat").args(["--bind", "127.0.0.1:0"]).spawn();
+    let (mut run, _) = udp_chat(&[]);
     run.redact(&peer_port, "[PORT]")
-        .answer("1 send, 2 receive, 3 quit> ", "1")
+        .answer(MENU, "1")
         .answer("peer ip> ", "127.0.0.1")
         .answer("peer port> ", &peer_port)
         .answer("message> ", "你好");
-    let (bytes, chat) = receive(&peer);
+    let (bytes, chat) = receive(&peer, &run);
     assert_eq!(
         bytes,
         "你好".as_bytes(),
-        "the chat sends UTF-8, as the notes' chat does"
+        "the chat sends UTF-8, as the notes' does"
     );
 
+    // The same words in both encodings; the UTF-8 ones are those that the notes'
+    // GBK-first order turns into 鎴戞敹鍒颁簡.
     peer.send_to(&gbk("我收到了"), chat).unwrap();
-    run.answer("1 send, 2 receive, 3 quit> ", "2");
-    peer.send_to("收到了, in UTF-8".as_bytes(), chat).unwrap();
-    run.answer("1 send, 2 receive, 3 quit> ", "2")
-        .answer("1 send, 2 receive, 3 quit> ", "3");
+    run.answer(MENU, "2");
+    peer.send_to("我收到了".as_bytes(), chat).unwrap();
+    run.answer(MENU, "2").answer(MENU, "3");
     run.finish().assert_snapshot("session");
 }
 
 #[test]
 fn udp_chat_asks_again_after_bad_input() {
-    let mut run = listing("udp-chat").args(["--bind", "127.0.0.1:0"]).spawn();
-    run.answer("1 send, 2 receive, 3 quit> ", "send")
-        .answer("1 send, 2 receive, 3 quit> ", "")
-        .answer("1 send, 2 receive, 3 quit> ", "1")
+    let (mut run, _) = udp_chat(&[]);
+    run.answer(MENU, "send")
+        .answer(MENU, "")
+        .answer(MENU, "1")
         .answer("peer ip> ", "127.0.0.256")
         .answer("peer ip> ", "")
         .answer("peer ip> ", "::1")
+        .answer("peer ip> ", "127.255.255.255")
         .answer("peer port> ", "eighty")
         .answer("peer port> ", "0")
         .answer("peer port> ", "70000")
         .answer("peer port> ", "9")
         .answer("message> ", "")
+        // Without SO_BROADCAST the kernel refuses a broadcast address: this send fails,
+        // and the chat goes on.
+        .answer("message> ", "hello, everyone")
+        .answer(MENU, "1")
+        .answer("peer ip> ", "127.0.0.1")
         .close_stdin();
     run.finish().assert_snapshot("bad-input");
 }
 
 #[test]
+fn udp_chat_shows_bytes_that_are_neither_utf8_nor_gbk() {
+    let peer = peer();
+    let (mut run, chat) = udp_chat(&[]);
+    // Latin-1 "café" then 0xFF: invalid in UTF-8 and in GBK.
+    peer.send_to(b"caf\xe9 \xff", chat.as_str()).unwrap();
+    run.answer(MENU, "2").answer(MENU, "3");
+    run.finish().assert_snapshot("undecodable");
+}
+
+#[test]
 fn udp_chat_shows_what_a_small_buffer_loses() {
     let peer = peer();
-    let mut run = listing("udp-chat")
-        .args(["--bind", "127.0.0.1:0", "--buffer", "16"])
-        .spawn();
-    let chat = run.wait_for_line(r"^chat socket bound to (\S+)$")[1].clone();
+    let (mut run, chat) = udp_chat(&["--buffer", "16"]);
     peer.send_to(b"0123456789abcdefLOST-IN-TRANSIT", chat.as_str())
         .unwrap();
-    run.answer("1 send, 2 receive, 3 quit> ", "2")
-        .answer("1 send, 2 receive, 3 quit> ", "3");
+    peer.send_to(b"the next one", chat.as_str()).unwrap();
+    // The second receive gets the second datagram: the rest of the first is gone.
+    run.answer(MENU, "2").answer(MENU, "2").answer(MENU, "3");
     run.finish().assert_snapshot("truncated");
 }
 
 #[test]
 fn udp_chat_receive_gives_up_after_its_wait() {
-    let mut run = listing("udp-chat")
-        .args(["--bind", "127.0.0.1:0", "--wait", "1"])
-        .spawn();
-    run.answer("1 send, 2 receive, 3 quit> ", "2")
-        .answer("1 send, 2 receive, 3 quit> ", "3");
+    let (mut run, _) = udp_chat(&["--wait", "1"]);
+    run.answer(MENU, "2").answer(MENU, "3");
     run.finish().assert_snapshot("nothing-received");
 }
 
 #[test]
 fn udp_broadcast_reaches_every_listener_on_the_broadcast_address() {
-    // Two listeners share one port (SO_REUSEADDR) on the loopback broadcast address; a third
-    // socket on 127.0.0.1 and the same port must not see the broadcast.
+    // A socket on 127.0.0.1 takes a free port first; two listeners then share that port
+    // (SO_REUSEADDR) on the loopback broadcast address. Only they may get the broadcast.
+    let unicast = peer();
+    let port = unicast.local_addr().unwrap().port();
+    let bind = format!("127.255.255.255:{port}");
     let mut first = listing("udp-broadcast")
-        .args(["listen", "--bind", "127.255.255.255:0"])
+        .args(["listen", "--bind", &bind])
         .spawn();
-    let port = first.wait_for_line(r"^listening on 127\.255\.255\.255:(\d+)$")[1].clone();
+    first.wait_for_line(r"^listening on ");
     let mut second = listing("udp-broadcast")
-        .args(["listen", "--bind", &format!("127.255.255.255:{port}")])
+        .args(["listen", "--bind", &bind])
         .spawn();
     second.wait_for_line(r"^listening on ");
-    let unicast = UdpSocket::bind(format!("127.0.0.1:{port}")).expect("127.0.0.1 on that port");
-    unicast
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
 
     let sender = listing("udp-broadcast")
-        .args([
-            "send",
-            "--to",
-            &format!("127.255.255.255:{port}"),
-            "hello, everyone",
-        ])
+        .args(["send", "--to", &bind, "hello, everyone"])
         .spawn()
         .finish();
     sender.assert_snapshot("send");
@@ -190,15 +245,15 @@ fn udp_broadcast_reaches_every_listener_on_the_broadcast_address() {
         second.text
     );
 
-    // The broadcast was delivered, synchronously, before the send above returned; if the
-    // 127.0.0.1 socket had got it, it would come before this direct datagram.
-    let direct = peer();
-    direct
-        .send_to(b"direct", unicast.local_addr().unwrap())
-        .unwrap();
-    let (first_datagram, _) = receive(&unicast);
+    // Both listeners have printed the broadcast, so the kernel has delivered it to every
+    // socket it was going to reach. The 127.0.0.1 socket must not be one of them: the
+    // first datagram it holds must be this direct one.
+    peer().send_to(b"direct", addr(&unicast)).unwrap();
+    let mut buf = [0; 64];
+    let (len, _) = unicast.recv_from(&mut buf).expect("the direct datagram");
     assert_eq!(
-        first_datagram, b"direct",
+        &buf[..len],
+        b"direct",
         "a socket bound to 127.0.0.1 got the broadcast"
     );
 }

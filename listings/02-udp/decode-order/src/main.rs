@@ -42,10 +42,7 @@ fn decode(bytes: &[u8]) -> (Cow<'_, str>, &'static str) {
     }
     match GBK.decode_without_bom_handling_and_without_replacement(bytes) {
         Some(text) => (text, "GBK"),
-        None => (
-            String::from_utf8_lossy(bytes),
-            "neither; U+FFFD marks bad bytes",
-        ),
+        None => (String::from_utf8_lossy(bytes), "not UTF-8 or GBK"),
     }
 }
 // ANCHOR_END: decode

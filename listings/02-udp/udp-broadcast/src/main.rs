@@ -26,6 +26,10 @@ enum Command {
         /// The broadcast address and port.
         #[arg(long, default_value = "127.255.255.255:2425")]
         to: SocketAddr,
+        /// Local address to send from: it must be on the network of --to
+        /// (0.0.0.0:0 lets the system choose).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        bind: SocketAddr,
         /// Leave SO_BROADCAST off, to see the kernel refuse the send.
         #[arg(long)]
         without_broadcast_flag: bool,
@@ -47,9 +51,10 @@ fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Send {
             to,
+            bind,
             without_broadcast_flag,
             message,
-        } => send(to, !without_broadcast_flag, &message),
+        } => send(bind, to, !without_broadcast_flag, &message),
         Command::Listen { bind, count } => listen(bind, count),
     };
     match result {
@@ -62,8 +67,14 @@ fn main() -> ExitCode {
 }
 
 // ANCHOR: send
-fn send(to: SocketAddr, broadcast: bool, message: &str) -> Result<()> {
-    let socket = UdpSocket::bind("127.0.0.1:0").context("cannot bind")?;
+fn send(
+    bind: SocketAddr,
+    to: SocketAddr,
+    broadcast: bool,
+    message: &str,
+) -> Result<()> {
+    let socket =
+        UdpSocket::bind(bind).with_context(|| format!("cannot bind {bind}"))?;
     // Without this flag the kernel refuses any datagram to a broadcast address
     // (EACCES), so that a program cannot flood a network by accident.
     socket.set_broadcast(broadcast)?;
@@ -97,7 +108,8 @@ fn listen(bind: SocketAddr, count: u32) -> Result<()> {
         .with_context(|| format!("cannot bind {bind}"))?;
     let socket = UdpSocket::from(socket);
     println!("listening on {}", socket.local_addr()?);
-    let mut buf = [0; 1024];
+    // The largest UDP payload over IPv4: no datagram is cut short.
+    let mut buf = vec![0; 65_507];
     for _ in 0..count {
         let (len, from) = socket.recv_from(&mut buf)?;
         println!("{from}-->{}", String::from_utf8_lossy(&buf[..len]));

@@ -64,7 +64,10 @@ fn chat(
     loop {
         match ask(input, "1 send, 2 receive, 3 quit> ", parse_choice)? {
             Choice::Send => {
-                let ip = ask(input, "peer ip> ", parse_ip)?;
+                // The socket is IPv4 or IPv6, and it can only reach its own kind.
+                let ipv4 = socket.local_addr()?.is_ipv4();
+                let ip =
+                    ask(input, "peer ip> ", |answer| parse_ip(answer, ipv4))?;
                 let port = ask(input, "peer port> ", parse_port)?;
                 let text = ask(input, "message> ", parse_message)?;
                 let peer = SocketAddr::new(ip, port);
@@ -106,7 +109,7 @@ fn ask<T>(
         }
         match parse(line.trim_end_matches(['\r', '\n'])) {
             Ok(answer) => return Ok(answer),
-            Err(why) => println!("input error, try again: {why}"),
+            Err(why) => println!("input error, please try again: {why}"),
         }
     }
 }
@@ -120,18 +123,23 @@ fn parse_choice(answer: &str) -> Result<Choice, String> {
     }
 }
 
-fn parse_ip(answer: &str) -> Result<IpAddr, String> {
+fn parse_ip(answer: &str, ipv4: bool) -> Result<IpAddr, String> {
     let answer = answer.trim();
-    answer
-        .parse()
-        .map_err(|_| format!("{answer:?} is not an IPv4 or IPv6 address"))
+    let kind = if ipv4 { "IPv4" } else { "IPv6" };
+    match answer.parse::<IpAddr>() {
+        Ok(ip) if ip.is_ipv4() == ipv4 => Ok(ip),
+        Ok(_) => Err(format!("{answer} is not {kind}, as this socket is")),
+        Err(_) => Err(format!("{answer:?} is not an {kind} address")),
+    }
 }
 
 fn parse_port(answer: &str) -> Result<u16, String> {
-    match answer.trim().parse::<u32>() {
-        Ok(port @ 1..=65535) => Ok(port as u16),
-        Ok(_) => Err("a port is a number from 1 to 65535".into()),
-        Err(_) => Err(format!("{answer:?} is not a port number")),
+    let Ok(number) = answer.trim().parse::<u64>() else {
+        return Err(format!("{answer:?} is not a port number"));
+    };
+    match u16::try_from(number) {
+        Ok(port) if port != 0 => Ok(port),
+        _ => Err("a port is a number from 1 to 65535".into()),
     }
 }
 
@@ -162,7 +170,12 @@ fn receive(socket: &UdpSocket, args: &Args) -> io::Result<()> {
             println!("nothing received within {} s", args.wait);
             return Ok(());
         }
-        Err(e) => return Err(e),
+        // A failed receive (on Windows, an ICMP error left by an earlier
+        // send, say) ends one receive, not the chat.
+        Err(e) => {
+            println!("cannot receive: {e}");
+            return Ok(());
+        }
     };
     // SAFETY: recvmsg initialised the first `len` bytes of `buf`.
     let bytes = unsafe { buf[..len].assume_init_ref() };
@@ -188,9 +201,6 @@ fn decode(bytes: &[u8]) -> (Cow<'_, str>, &'static str) {
     }
     match GBK.decode_without_bom_handling_and_without_replacement(bytes) {
         Some(text) => (text, "GBK"),
-        None => (
-            String::from_utf8_lossy(bytes),
-            "neither; U+FFFD marks bad bytes",
-        ),
+        None => (String::from_utf8_lossy(bytes), "not UTF-8 or GBK"),
     }
 }

@@ -45,12 +45,14 @@ fn run(args: Args) -> Result<()> {
     io::stdout().flush()?;
     let mut line = String::new();
     if io::stdin().lock().read_line(&mut line)? == 0 {
-        bail!("no message: input ended");
+        // Ctrl-D at the prompt: the user chose to send nothing.
+        println!("\ninput ended: nothing sent");
+        return Ok(());
     }
     let line = line.trim_end_matches(['\r', '\n']);
 
-    // Python's str.encode("gbk") raises on a character GBK lacks; encoding_rs
-    // reports it.
+    // Python's str.encode("gbk") raises on a character GBK lacks;
+    // encoding_rs writes it as &#NNNN; and reports that it did.
     let (bytes, _, unmappable) = GBK.encode(line);
     if unmappable {
         bail!("{line:?} has characters that GBK cannot encode");
