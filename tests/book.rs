@@ -306,7 +306,9 @@ fn every_snapshot_is_shown_and_every_shown_output_is_a_snapshot() {
             ));
         }
     }
-    for snapshot in snapshots() {
+    // Recorded measurements (tests/measurements/) follow the same rules as snapshots.
+    let measurements = files_under(&root().join("tests/measurements"), "txt");
+    for snapshot in snapshots().into_iter().chain(measurements) {
         let file = snapshot
             .file_name()
             .expect("a name")
@@ -314,7 +316,7 @@ fn every_snapshot_is_shown_and_every_shown_output_is_a_snapshot() {
             .to_string();
         let listing = file.split("__").next().unwrap_or_default();
         if !listings.contains(listing) {
-            problems.push(format!("{file} is not named <listing>__<scenario>.snap"));
+            problems.push(format!("{file} is not named <listing>__<scenario>"));
         }
         if !includes.iter().any(|i| i.target == snapshot) {
             problems.push(format!("{file} is not shown by any chapter"));

@@ -342,17 +342,80 @@ impl Transcript {
     }
 }
 
+impl Transcript {
+    /// Keeps a measurement listing's real figures for the book. With `BOOK_MEASURE=1`, writes
+    /// the transcript, with its figures (only ports and this checkout's path are redacted),
+    /// and the machine it ran on to
+    /// `tests/measurements/<listing>__<scenario>.txt`, which a chapter includes; otherwise
+    /// checks that the file is there. The snapshot, redacted, is still checked on every run.
+    pub fn record_measurement(&self, scenario: &str) {
+        let dir = workspace_root().join("tests/measurements");
+        let path = dir.join(format!("{}__{scenario}.txt", self.name));
+        if std::env::var_os("BOOK_MEASURE").is_some_and(|v| v == "1") {
+            let root = workspace_root().display().to_string();
+            let text = format!("{}\n{}", self.command_line, self.text).replace(&root, "[ROOT]");
+            let text = redact_ephemeral_ports(&text);
+            let record = format!("Measured on {}.\n\n{text}", machine());
+            std::fs::create_dir_all(&dir).expect("create tests/measurements");
+            std::fs::write(&path, record).expect("write the measurement");
+        } else {
+            assert!(
+                path.is_file(),
+                "{} has no recorded figures: run BOOK_MEASURE=1 cargo test",
+                path.display()
+            );
+        }
+    }
+}
+
+/// This machine, as a measurement names it: processor, cores, memory, kernel, date.
+fn machine() -> String {
+    let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+    let cpuinfo = read("/proc/cpuinfo");
+    let cpu = cpuinfo
+        .lines()
+        .find_map(|line| line.strip_prefix("model name"))
+        .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_string())
+        .unwrap_or_else(|| "an unknown processor".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let memory_kib: u64 = read("/proc/meminfo")
+        .lines()
+        .find_map(|line| line.strip_prefix("MemTotal:"))
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    let kernel = read("/proc/sys/kernel/osrelease");
+    let date = Command::new("date").args(["-u", "+%Y-%m-%d"]).output();
+    let date = date.map_or(String::new(), |d| {
+        String::from_utf8_lossy(&d.stdout).into_owned()
+    });
+    format!(
+        "{cpu}, {cores} cores available, {} GiB, Linux {}, {}",
+        (memory_kib + (1 << 19)) >> 20,
+        kernel.trim(),
+        date.trim()
+    )
+}
+
 /// Replaces what differs between runs with a placeholder: ports the system chose, process
-/// ids, measured durations (printed with Debug, as `1.25ms`), and this checkout's path.
+/// ids, HTTP dates, measured durations (printed with Debug, as `1.25ms`), measured ratios
+/// (printed as `1.25x`), and this checkout's path.
 pub fn redact(text: &str) -> String {
     static RULES: OnceLock<Vec<(Regex, &str)>> = OnceLock::new();
     let rules = RULES.get_or_init(|| {
         vec![
             (Regex::new(r"\bpid:? \d+").unwrap(), "pid [PID]"),
+            // The HTTP Date header: "Thu, 26 Nov 2026 13:56:34 GMT".
+            (
+                Regex::new(r"\b[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT")
+                    .unwrap(),
+                "[DATE]",
+            ),
             (
                 Regex::new(r"\b\d+(\.\d+)?(ns|µs|ms|s)\b").unwrap(),
                 "[DURATION]",
             ),
+            // A measured ratio, printed as `1.25x`.
+            (Regex::new(r"\b\d+(\.\d+)?x\b").unwrap(), "[RATIO]x"),
         ]
     });
     let root = workspace_root().display().to_string();
@@ -389,24 +452,36 @@ fn ephemeral_range() -> (u32, u32) {
     parsed.unwrap_or((49152, 65535))
 }
 
+/// The arguments as a reader would type them in a POSIX shell.
 fn shell_args(args: &[String]) -> String {
     if args.is_empty() {
         return String::new();
     }
-    let quoted: Vec<String> = args
-        .iter()
-        .map(|a| {
-            let plain = a
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.:/=[]".contains(c));
-            if plain && !a.is_empty() {
-                a.clone()
-            } else {
-                format!("'{}'", a.replace('\'', r"'\''"))
-            }
-        })
-        .collect();
+    let quoted: Vec<String> = args.iter().map(|a| shell_quote(a)).collect();
     format!(" -- {}", quoted.join(" "))
+}
+
+fn shell_quote(arg: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_.:/=[]@%+,".contains(c);
+    if !arg.is_empty() && arg.chars().all(plain) {
+        arg.to_string()
+    } else if arg.chars().any(char::is_control) {
+        // bash's $'...' spells control characters as escapes.
+        let escaped: String = arg
+            .chars()
+            .map(|c| match c {
+                '\r' => r"\r".to_string(),
+                '\n' => r"\n".to_string(),
+                '\t' => r"\t".to_string(),
+                '\\' | '\'' => format!("\\{c}"),
+                c if c.is_control() => format!("\\x{:02x}", u32::from(c)),
+                c => c.to_string(),
+            })
+            .collect();
+        format!("$'{escaped}'")
+    } else {
+        format!("'{}'", arg.replace('\'', r"'\''"))
+    }
 }
 
 pub fn workspace_root() -> &'static Path {

@@ -1,0 +1,85 @@
+//! S1.1: the notes' GET with a browser's User-Agent, through reqwest, the
+//! client a Rust programmer picks where a Python one picks `requests`.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+
+/// The User-Agent of the notes: a Chrome on Windows, as a browser sends it.
+const BROWSER: &str = "Mozilla/5.0 (Windows NT 10.0; WOW64) AppleWebKit/537.36 \
+    (KHTML, like Gecko) Chrome/80.0.3987.87 Safari/537.36 SE 2.X MetaSr 1.0";
+
+/// GET a URL and print the status, a few headers and the body's size.
+#[derive(Parser)]
+struct Args {
+    /// The URL to fetch (http:// or https://).
+    url: reqwest::Url,
+    /// The User-Agent header to send.
+    #[arg(long, default_value = BROWSER)]
+    user_agent: String,
+    /// Seconds the whole request may take.
+    #[arg(long, default_value_t = 30)]
+    #[arg(value_parser = clap::value_parser!(u64).range(1..))]
+    timeout: u64,
+}
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("http-get: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+// ANCHOR: get
+fn run(args: Args) -> Result<()> {
+    // rustls needs a cryptography provider; this book builds it with `ring`.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::blocking::Client::builder()
+        .user_agent(&args.user_agent)
+        .timeout(Duration::from_secs(args.timeout))
+        .build()?;
+    let url = args.url;
+    if !matches!(url.scheme(), "http" | "https") {
+        anyhow::bail!("{url}: not an http:// or https:// URL");
+    }
+    let response = client.get(url.clone()).send().map_err(|e| {
+        let what = if e.is_timeout() {
+            "timed out"
+        } else {
+            "failed"
+        };
+        anyhow::anyhow!("GET {url} {what}: {}", root_cause(&e))
+    })?;
+
+    println!("{:?} {}", response.version(), response.status());
+    for name in ["content-type", "content-length", "server"] {
+        if let Some(value) = response.headers().get(name) {
+            println!("{name}: {}", value.to_str().unwrap_or("(not text)"));
+        }
+    }
+    // Like requests, reqwest returns a 404 or a 500 as a response, not an
+    // error; this program treats them as failures, after printing them.
+    let status = response.status();
+    let body = response.bytes().context("cannot read the body")?;
+    println!("body: {} bytes", body.len());
+    if status.is_client_error() || status.is_server_error() {
+        anyhow::bail!("the server answered {status}");
+    }
+    Ok(())
+}
+// ANCHOR_END: get
+
+/// reqwest wraps the error that matters in several layers ("error sending
+/// request", "client error (Connect)"); the innermost one is what happened.
+fn root_cause(error: &dyn std::error::Error) -> String {
+    let mut cause = error;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    cause.to_string()
+}
