@@ -109,14 +109,16 @@ impl Run {
 
     /// Waits for a whole output line that matches `pattern`, and returns the match's groups
     /// (group 0 is the whole match): this is how a test learns the address a listing bound.
+    /// The line is matched as the snapshot will show it, after the test's own `redact`s.
     pub fn wait_for_line(&mut self, pattern: &str) -> Vec<String> {
         let regex = Regex::new(pattern).expect("a valid pattern");
         let what = format!("a line matching {pattern:?}");
+        let redactions = &self.redactions;
         let complete_lines = |text: &str| {
             let lines: Vec<String> = text
                 .split_inclusive('\n')
                 .filter(|line| line.ends_with('\n'))
-                .map(|line| line.trim_end().to_string())
+                .map(|line| apply(redactions, line.trim_end()))
                 .collect();
             lines
         };
@@ -327,11 +329,7 @@ impl Transcript {
                 .map_or("a signal".into(), |c| c.to_string());
             shown.push_str(&format!("[exit status: {code}]\n"));
         }
-        for (value, placeholder) in &self.redactions {
-            let whole = Regex::new(&format!(r"\b{}\b", regex::escape(value))).unwrap();
-            shown = whole.replace_all(&shown, placeholder.as_str()).into_owned();
-        }
-        let shown = redact(&shown);
+        let shown = redact(&apply(&self.redactions, &shown));
         let mut settings = insta::Settings::clone_current();
         settings.set_snapshot_path(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots"));
         settings.set_prepend_module_to_snapshot(false);
@@ -394,6 +392,17 @@ fn machine() -> String {
         kernel.trim(),
         date.trim()
     )
+}
+
+/// A test's own redactions: each value, where it stands as a whole word, becomes its
+/// placeholder.
+fn apply(redactions: &[(String, String)], text: &str) -> String {
+    let mut text = text.to_string();
+    for (value, placeholder) in redactions {
+        let whole = Regex::new(&format!(r"\b{}\b", regex::escape(value))).unwrap();
+        text = whole.replace_all(&text, placeholder.as_str()).into_owned();
+    }
+    text
 }
 
 /// Replaces what differs between runs with a placeholder: ports the system chose, process

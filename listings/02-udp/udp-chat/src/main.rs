@@ -64,7 +64,7 @@ fn chat(
     loop {
         match ask(input, "1 send, 2 receive, 3 quit> ", parse_choice)? {
             Choice::Send => {
-                // The socket is IPv4 or IPv6, and it can only reach its own kind.
+                // An IPv4 socket reaches only IPv4 peers, and IPv6 only IPv6.
                 let ipv4 = socket.local_addr()?.is_ipv4();
                 let ip =
                     ask(input, "peer ip> ", |answer| parse_ip(answer, ipv4))?;

@@ -1,0 +1,77 @@
+//! S2.5: the notes' TCP client: connect to the server, send one typed line
+//! GBK-encoded, print the reply, close.
+
+use std::io::{self, BufRead, ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use encoding_rs::GBK;
+
+/// Send one line to a TCP server, GBK-encoded, and print its reply.
+#[derive(Parser)]
+struct Args {
+    /// The server's address (the notes' server listens on 6667 by mistake).
+    #[arg(long, default_value = "127.0.0.1:6666")]
+    server: SocketAddr,
+    /// Seconds to wait for the connection and for the reply.
+    #[arg(long, default_value_t = 30)]
+    #[arg(value_parser = clap::value_parser!(u64).range(1..))]
+    wait: u64,
+}
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tcp-client: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+// ANCHOR: run
+fn run(args: Args) -> Result<()> {
+    let wait = Duration::from_secs(args.wait);
+    let mut stream = TcpStream::connect_timeout(&args.server, wait)
+        .with_context(|| format!("cannot connect to {}", args.server))?;
+    println!("connected to {} from {}", args.server, stream.local_addr()?);
+
+    print!("message: ");
+    io::stdout().flush()?;
+    let mut line = String::new();
+    if io::stdin().lock().read_line(&mut line)? == 0 {
+        println!("\ninput ended: nothing sent");
+        return Ok(());
+    }
+    let (bytes, _, unmappable) = GBK.encode(line.trim_end());
+    if unmappable {
+        bail!(
+            "{:?} has characters that GBK cannot encode",
+            line.trim_end()
+        );
+    }
+    stream.write_all(&bytes)?;
+
+    stream.set_read_timeout(Some(wait))?;
+    let mut buf = [0; 1024];
+    let len = match stream.read(&mut buf) {
+        Ok(0) => bail!("the server closed the connection without a reply"),
+        Ok(len) => len,
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::WouldBlock | ErrorKind::TimedOut
+            ) =>
+        {
+            bail!("no reply within {} s", args.wait)
+        }
+        Err(e) => return Err(e).context("cannot receive"),
+    };
+    let (reply, _) = GBK.decode_without_bom_handling(&buf[..len]);
+    println!("reply: {reply}");
+    Ok(())
+}
+// ANCHOR_END: run

@@ -1,0 +1,194 @@
+//! Chapter 3, TCP (S2.4-S2.6). Servers run as listings; clients are the tcp-client listing
+//! or sockets in the test, whose every read has a timeout. Each step waits for the server's
+//! log line before the next, so the logs come out in one order on every run.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::time::Duration;
+
+use encoding_rs::GBK;
+use socket2::{Domain, SockRef, Socket, Type};
+
+use crate::harness::{Run, listing};
+
+/// A server listing on a free port, and the address it reports.
+fn server(name: &str, extra: &[&str]) -> (Run, SocketAddr) {
+    let mut run = listing(name)
+        .args(["--bind", "127.0.0.1:0"])
+        .args(extra)
+        .spawn();
+    let addr = run.wait_for_line(r"^listening on (\S+)$")[1]
+        .parse()
+        .unwrap();
+    (run, addr)
+}
+
+/// A test client, named in the server's log as `[client NAME]`.
+fn client(server: &mut Run, addr: SocketAddr, name: &str) -> TcpStream {
+    let stream = TcpStream::connect(addr).expect("connect to the server");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let local = stream.local_addr().unwrap().to_string();
+    server.redact(&local, &format!("[client {name}]"));
+    stream
+}
+
+fn gbk(text: &str) -> Vec<u8> {
+    GBK.encode(text).0.into_owned()
+}
+
+/// Reads the server's reply to one message: `expected`, in GBK.
+fn expect_reply(stream: &mut TcpStream, server: &Run, expected: &str) {
+    let expected = gbk(expected);
+    let mut reply = vec![0; expected.len()];
+    if let Err(e) = stream.read_exact(&mut reply) {
+        server.fail(&format!("the client got no reply ({e})"));
+    }
+    assert_eq!(reply, expected);
+}
+
+/// Closes with SO_LINGER 0: the kernel sends a reset (RST) instead of an orderly FIN.
+fn reset(stream: TcpStream) {
+    SockRef::from(&stream)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(stream);
+}
+
+#[test]
+fn tcp_client_talks_to_tcp_server() {
+    let (mut server, addr) = server("tcp-server", &["--clients", "1"]);
+    let mut client = listing("tcp-client")
+        .args(["--server", &addr.to_string()])
+        .spawn();
+    client.answer("message: ", "你好，服务器");
+    server.wait_for_line("sent: 你好，服务器$");
+    let client = client.finish();
+    assert!(client.status.success(), "{}", client.text);
+    client.assert_snapshot("reply");
+    server.finish().assert_snapshot("one-client");
+}
+
+#[test]
+fn tcp_client_reports_a_closed_port() {
+    // Bound but not listening: connections are refused, and no other test can take the port.
+    let closed = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    closed
+        .bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    let addr = closed.local_addr().unwrap().as_socket().unwrap();
+    listing("tcp-client")
+        .args(["--server", &addr.to_string()])
+        .spawn()
+        .finish()
+        .assert_snapshot("refused");
+}
+
+#[test]
+fn tcp_server_serves_one_client_after_another() {
+    let (mut server, addr) = server("tcp-server", &["--clients", "2"]);
+    let mut first = client(&mut server, addr, "A");
+    server.wait_for_line(r"\[client A\] connected$");
+    first.write_all(&gbk("A 的第一条")).unwrap();
+    expect_reply(&mut first, &server, "我收到了");
+
+    // B's connection completes at once (the kernel queues it in the backlog), and its
+    // message waits in B's receive buffer: the server reads nothing from B until A leaves.
+    let mut second = client(&mut server, addr, "B");
+    second.write_all(&gbk("B 在等")).unwrap();
+    first.shutdown(Shutdown::Write).unwrap();
+    expect_reply(&mut second, &server, "我收到了");
+    drop(second);
+    let transcript = server.finish();
+    let log = &transcript.text;
+    let a_left = log.find("closed the connection").expect("A left");
+    let b_came = log.rfind("connected").expect("B was accepted");
+    assert!(a_left < b_came, "B was served before A left:\n{log}");
+    transcript.assert_snapshot("one-after-another");
+}
+
+#[test]
+fn tcp_server_survives_a_silent_client_and_a_reset() {
+    let (mut server, addr) = server("tcp-server", &["--clients", "3", "--idle", "1"]);
+    let _silent = client(&mut server, addr, "silent");
+    server.wait_for_line(r"\[client silent\]: was silent");
+
+    let mut rude = client(&mut server, addr, "rude");
+    rude.write_all(&gbk("再见")).unwrap();
+    expect_reply(&mut rude, &server, "我收到了");
+    reset(rude);
+    server.wait_for_line(r"\[client rude\]: Connection reset");
+
+    let mut polite = client(&mut server, addr, "polite");
+    polite.write_all(&gbk("还在吗")).unwrap();
+    expect_reply(&mut polite, &server, "我收到了");
+    drop(polite);
+    server.finish().assert_snapshot("faults");
+}
+
+#[test]
+fn byte_stream_shows_merged_writes_and_split_characters() {
+    let transcript = listing("byte-stream").spawn().finish();
+    assert!(transcript.status.success(), "{}", transcript.text);
+    transcript.assert_snapshot("demo");
+}
+
+#[test]
+fn tcp_threaded_server_serves_clients_at_once() {
+    let (mut server, addr) = server("tcp-threaded-server", &["--clients", "2"]);
+    let mut first = client(&mut server, addr, "A");
+    server.wait_for_line(r"\[client A\] connected$");
+    let mut second = client(&mut server, addr, "B");
+    server.wait_for_line(r"\[client B\] connected$");
+
+    // B is answered while A is still connected: a one-at-a-time server would wait for A.
+    second.write_all(&gbk("B 先说\n")).unwrap();
+    expect_reply(&mut second, &server, "我收到了\n");
+    // One write with two messages, then one message split over two writes: the newlines
+    // decide what a message is, not the writes.
+    first.write_all(&gbk("第一条\n第二条\n")).unwrap();
+    expect_reply(&mut first, &server, "我收到了\n我收到了\n");
+    let split = gbk("分两次写\n");
+    first.write_all(&split[..3]).unwrap();
+    first.flush().unwrap();
+    first.write_all(&split[3..]).unwrap();
+    expect_reply(&mut first, &server, "我收到了\n");
+
+    drop(second);
+    server.wait_for_line(r"\[client B\] closed");
+    drop(first);
+    server.finish().assert_snapshot("two-at-once");
+}
+
+#[test]
+fn tcp_threaded_server_survives_every_fault() {
+    let (mut server, addr) = server(
+        "tcp-threaded-server",
+        &["--clients", "5", "--idle", "1", "--max-line", "16"],
+    );
+    let _silent = client(&mut server, addr, "silent");
+    server.wait_for_line(r"\[client silent\]: was silent");
+
+    let mut half = client(&mut server, addr, "half");
+    half.write_all(&gbk("没说完")).unwrap();
+    half.shutdown(Shutdown::Write).unwrap();
+    server.wait_for_line(r"\[client half\] closed the connection mid-message");
+
+    let mut rude = client(&mut server, addr, "rude");
+    rude.write_all(&gbk("再见\n")).unwrap();
+    expect_reply(&mut rude, &server, "我收到了\n");
+    reset(rude);
+    server.wait_for_line(r"\[client rude\]: Connection reset");
+
+    let mut long = client(&mut server, addr, "long");
+    long.write_all(&[b'x'; 40]).unwrap();
+    long.write_all(b"\n").unwrap();
+    server.wait_for_line(r"\[client long\] sent a line over 16 bytes");
+
+    let mut polite = client(&mut server, addr, "polite");
+    polite.write_all(&gbk("还在吗\n")).unwrap();
+    expect_reply(&mut polite, &server, "我收到了\n");
+    drop(polite);
+    server.finish().assert_snapshot("faults");
+}
