@@ -531,7 +531,28 @@ fn build_workspace() -> Result<PathBuf, String> {
     // harness supports the host target only, where the listings run.
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     // --all-targets builds with the same features as `cargo test`, so nothing is rebuilt.
-    let output = Command::new(cargo)
+    let mut build = Command::new(cargo);
+    // Cargo gives this test variables that describe its own package. Build scripts that
+    // watch one of them (ring watches CARGO_MANIFEST_DIR) would see it change between this
+    // build and the outer `cargo test`, and rebuild on every run.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        let per_package = ["CARGO_MANIFEST_", "CARGO_PKG_", "CARGO_BIN_EXE_"]
+            .iter()
+            .any(|prefix| name.starts_with(prefix))
+            || [
+                "CARGO_CRATE_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_TARGET_TMPDIR",
+            ]
+            .contains(&name.as_ref())
+            || name == "CARGO_RUSTC_CURRENT_DIR"
+            || name == "OUT_DIR";
+        if per_package {
+            build.env_remove(name.as_ref());
+        }
+    }
+    let output = build
         .args([
             "build",
             "--quiet",
