@@ -167,6 +167,17 @@ fn http_by_hand_posts_a_body_with_headers() {
 }
 
 #[test]
+fn http_by_hand_prints_a_404_and_fails() {
+    let server = Server::start();
+    let transcript = listing("http-by-hand")
+        .args([server.url("/status/404")])
+        .spawn()
+        .finish();
+    assert_eq!(transcript.status.code(), Some(1));
+    transcript.assert_snapshot("not-found");
+}
+
+#[test]
 fn http_by_hand_refuses_https_and_bad_headers() {
     let server = Server::start();
     let https = listing("http-by-hand")

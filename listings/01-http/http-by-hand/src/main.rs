@@ -72,7 +72,19 @@ fn run(args: Args) -> Result<()> {
         }
     })?;
     show('<', &head);
-    println!("{}", String::from_utf8_lossy(&body));
+    if !body.is_empty() {
+        println!("{}", String::from_utf8_lossy(&body));
+    }
+    // As with requests, a 404 or a 500 is a response, not a failed request;
+    // this program reports it as a failure after printing it.
+    let status = head.lines().next().unwrap_or_default();
+    let code = status.split(' ').nth(1).unwrap_or_default();
+    if code.starts_with(['4', '5']) {
+        bail!(
+            "the server answered {}",
+            status.split_once(' ').unwrap_or_default().1
+        );
+    }
     Ok(())
 }
 
