@@ -166,6 +166,7 @@ impl Run {
             command_line: self.command_line.clone(),
             text: self.screen.text(),
             status,
+            elapsed: self.started.elapsed(),
             redactions: std::mem::take(&mut self.redactions),
         };
         assert!(
@@ -309,6 +310,8 @@ pub struct Transcript {
     /// The raw output (not redacted), for assertions about values the snapshot hides.
     pub text: String,
     pub status: ExitStatus,
+    /// From `spawn` to the exit: a test of a timeout checks that it was short.
+    pub elapsed: Duration,
     redactions: Vec<(String, String)>,
 }
 
@@ -357,9 +360,19 @@ impl Transcript {
             std::fs::create_dir_all(&dir).expect("create tests/measurements");
             std::fs::write(&path, record).expect("write the measurement");
         } else {
-            assert!(
-                path.is_file(),
-                "{} has no recorded figures: run BOOK_MEASURE=1 cargo test",
+            let recorded = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+                panic!(
+                    "{} is missing: run BOOK_MEASURE=1 cargo test",
+                    path.display()
+                )
+            });
+            // The recorded run must still be what the listing prints, figures aside.
+            let body = recorded.split_once("\n\n").map_or("", |(_, body)| body);
+            let now = format!("{}\n{}", self.command_line, self.text);
+            assert_eq!(
+                redact(body),
+                redact(&now),
+                "{} is out of date: run BOOK_MEASURE=1 cargo test",
                 path.display()
             );
         }

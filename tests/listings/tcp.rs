@@ -9,7 +9,7 @@ use std::time::Duration;
 use encoding_rs::GBK;
 use socket2::{Domain, SockRef, Socket, Type};
 
-use crate::harness::{Run, listing};
+use crate::harness::{Run, Transcript, listing};
 
 /// A server listing on a free port, and the address it reports.
 fn server(name: &str, extra: &[&str]) -> (Run, SocketAddr) {
@@ -86,6 +86,19 @@ fn tcp_client_reports_a_closed_port() {
 }
 
 #[test]
+fn tcp_client_refuses_an_empty_message() {
+    // A listener that never accepts: the kernel completes the connection all the same.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut client = listing("tcp-client")
+        .args(["--server", &listener.local_addr().unwrap().to_string()])
+        .spawn();
+    client.answer("message: ", "");
+    let transcript = client.finish();
+    assert_eq!(transcript.status.code(), Some(1));
+    transcript.assert_snapshot("empty");
+}
+
+#[test]
 fn tcp_server_serves_one_client_after_another() {
     let (mut server, addr) = server("tcp-server", &["--clients", "2"]);
     let mut first = client(&mut server, addr, "A");
@@ -124,7 +137,18 @@ fn tcp_server_survives_a_silent_client_and_a_reset() {
     polite.write_all(&gbk("还在吗")).unwrap();
     expect_reply(&mut polite, &server, "我收到了");
     drop(polite);
-    server.finish().assert_snapshot("faults");
+    let transcript = server.finish();
+    assert_quick(&transcript);
+    transcript.assert_snapshot("faults");
+}
+
+/// A test of `--idle 1` must not pass on the 60 s default.
+fn assert_quick(transcript: &Transcript) {
+    assert!(
+        transcript.elapsed < Duration::from_secs(20),
+        "took {:?}: --idle was not applied",
+        transcript.elapsed
+    );
 }
 
 #[test]
@@ -149,9 +173,11 @@ fn tcp_threaded_server_serves_clients_at_once() {
     // decide what a message is, not the writes.
     first.write_all(&gbk("第一条\n第二条\n")).unwrap();
     expect_reply(&mut first, &server, "我收到了\n我收到了\n");
+    // Without Nagle's algorithm each write leaves at once, as its own segment (the server
+    // may still read them together; either way it must find one message).
+    first.set_nodelay(true).unwrap();
     let split = gbk("分两次写\n");
     first.write_all(&split[..3]).unwrap();
-    first.flush().unwrap();
     first.write_all(&split[3..]).unwrap();
     expect_reply(&mut first, &server, "我收到了\n");
 
@@ -182,13 +208,16 @@ fn tcp_threaded_server_survives_every_fault() {
     server.wait_for_line(r"\[client rude\]: Connection reset");
 
     let mut long = client(&mut server, addr, "long");
-    long.write_all(&[b'x'; 40]).unwrap();
-    long.write_all(b"\n").unwrap();
+    // One write: the server may hang up (and reset) as soon as it has read 17 bytes.
+    long.write_all(&[b'x'; 40].iter().chain(b"\n").copied().collect::<Vec<u8>>())
+        .unwrap();
     server.wait_for_line(r"\[client long\] sent a line over 16 bytes");
 
     let mut polite = client(&mut server, addr, "polite");
     polite.write_all(&gbk("还在吗\n")).unwrap();
     expect_reply(&mut polite, &server, "我收到了\n");
     drop(polite);
-    server.finish().assert_snapshot("faults");
+    let transcript = server.finish();
+    assert_quick(&transcript);
+    transcript.assert_snapshot("faults");
 }

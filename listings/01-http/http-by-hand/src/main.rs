@@ -3,7 +3,7 @@
 //! client library does for you. Plain http:// only; https needs TLS.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::TcpStream;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -31,9 +31,15 @@ struct Args {
     timeout: u64,
 }
 
-/// Larger lines or bodies mean a broken or hostile server, not a web page.
+/// Larger than this means a broken or hostile server, not a web page.
 const MAX_LINE: u64 = 8 * 1024;
+const MAX_HEAD: usize = 64 * 1024;
 const MAX_BODY: u64 = 64 * 1024 * 1024;
+
+/// Headers that say where the request goes or where it ends: this program
+/// writes them, and one given with -H would contradict it.
+const RESERVED: [&str; 4] =
+    ["host", "connection", "content-length", "transfer-encoding"];
 
 fn main() -> ExitCode {
     match run(Args::parse()) {
@@ -51,48 +57,45 @@ fn run(args: Args) -> Result<()> {
         url.scheme() == "http",
         "{url}: only http:// (https needs TLS)"
     );
-    let host = url.host_str().context("the URL has no host")?;
-    let port = url.port_or_known_default().unwrap_or(80);
+    // The request is checked before anything is sent anywhere.
     let request = build_request(&args)?;
     let timeout = Duration::from_secs(args.timeout);
-    let stream = connect(host, port, timeout)?;
+    let stream = connect(url, timeout)?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
 
     show('>', &request);
     (&stream).write_all(request.as_bytes())?;
 
-    let mut response = BufReader::new(&stream);
-    let (head, body) = read_response(&mut response).map_err(|e| {
-        match e.downcast_ref::<std::io::Error>() {
-            Some(io) if is_timeout(io) => {
-                anyhow::anyhow!("no response within {} s", args.timeout)
-            }
-            _ => e,
-        }
-    })?;
-    show('<', &head);
+    let mut reader = BufReader::new(&stream);
+    let secs = args.timeout;
+    let head = read_head(&mut reader)
+        .map_err(|e| timed_out(e, &format!("no response within {secs} s")))?;
+    show('<', &head.text);
+    let body = read_body(&mut reader, &head, &args.method)
+        .map_err(|e| timed_out(e, &format!("the body stalled for {secs} s")))?;
     if !body.is_empty() {
         println!("{}", String::from_utf8_lossy(&body));
     }
     // As with requests, a 404 or a 500 is a response, not a failed request;
     // this program reports it as a failure after printing it.
-    let status = head.lines().next().unwrap_or_default();
-    let code = status.split(' ').nth(1).unwrap_or_default();
-    if code.starts_with(['4', '5']) {
-        bail!(
-            "the server answered {}",
-            status.split_once(' ').unwrap_or_default().1
-        );
-    }
+    ensure!(
+        head.status < 400,
+        "the server answered {}",
+        head.status_text
+    );
     Ok(())
 }
 
 /// Tries each address the host name resolves to, as Python's
 /// `socket.create_connection` does, and reports the last failure.
-fn connect(host: &str, port: u16, timeout: Duration) -> Result<TcpStream> {
+fn connect(url: &Url, timeout: Duration) -> Result<TcpStream> {
+    let host = url.host_str().context("the URL has no host")?;
+    let addrs = url
+        .socket_addrs(|| Some(80))
+        .with_context(|| format!("cannot resolve {host}"))?;
     let mut last_error = None;
-    for addr in (host, port).to_socket_addrs()? {
+    for addr in addrs {
         match TcpStream::connect_timeout(&addr, timeout) {
             Ok(stream) => return Ok(stream),
             Err(e) => last_error = Some((addr, e)),
@@ -120,11 +123,8 @@ fn build_request(args: &Args) -> Result<String> {
     ensure!(is_token(method), "{method:?} is not a method name");
     let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\n");
     for header in &args.headers {
-        let (name, value) = header.split_once(':').unwrap_or((header, ""));
-        // A CR or LF in a value would start a header the user never wrote.
-        let clean = !value.contains(['\r', '\n']);
-        ensure!(is_token(name) && clean, "{header:?} is not Name: value");
-        request += &format!("{name}: {}\r\n", value.trim());
+        let (name, value) = parse_header(header)?;
+        request += &format!("{name}: {value}\r\n");
     }
     // One request per connection: the server closes it after answering.
     request += "Connection: close\r\n";
@@ -134,6 +134,26 @@ fn build_request(args: &Args) -> Result<String> {
         request += "\r\n";
     }
     Ok(request)
+}
+
+fn parse_header(header: &str) -> Result<(&str, &str)> {
+    let Some((name, value)) = header.split_once(':') else {
+        bail!("{header:?} is not a header: write Name: value");
+    };
+    let (name, value) = (name.trim(), value.trim());
+    ensure!(is_token(name), "{name:?} is not a header name");
+    let lower = name.to_ascii_lowercase();
+    ensure!(
+        !RESERVED.contains(&lower.as_str()),
+        "{name} is set by this program"
+    );
+    // A CR LF in a value would end this header and start one nobody wrote.
+    let clean = value.chars().all(|c| c == '\t' || !c.is_control());
+    ensure!(
+        clean,
+        "the value of {name} holds a control character: {value:?}"
+    );
+    Ok((name, value))
 }
 // ANCHOR_END: request
 
@@ -145,62 +165,92 @@ fn is_token(text: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || special.contains(c))
 }
 
-// ANCHOR: response
-/// Reads the status line and headers, then the body in whichever of the
-/// three ways the headers announce: chunked, a length, or until the close.
-fn read_response(reader: &mut impl BufRead) -> Result<(String, Vec<u8>)> {
-    let status = read_line(reader)?;
-    let mut parts = status.splitn(3, ' ');
-    let version = parts.next().unwrap_or_default();
-    let code = parts.next().unwrap_or_default();
-    ensure!(version.starts_with("HTTP/1."), "not HTTP/1.x: {status:?}");
-    ensure!(code.parse::<u16>().is_ok(), "no status code in {status:?}");
+/// The status line and headers, and what they say about the body.
+struct Head {
+    text: String,
+    status: u16,
+    status_text: String,
+    chunked: bool,
+    length: Option<u64>,
+}
 
-    let mut head = format!("{status}\r\n");
-    let (mut chunked, mut length) = (false, None);
+// ANCHOR: response
+/// Reads the status line and the headers, up to the blank line.
+fn read_head(reader: &mut impl BufRead) -> Result<Head> {
+    let status_line = read_line(reader)?;
+    let mut parts = status_line.splitn(2, ' ');
+    let version = parts.next().unwrap_or_default();
+    let status_text = parts.next().unwrap_or_default().to_string();
+    ensure!(
+        version.starts_with("HTTP/1."),
+        "not HTTP/1.x: {status_line:?}"
+    );
+    let code = status_text.split(' ').next().unwrap_or_default();
+    let status = code.parse().context("no status code")?;
+
+    let mut head = Head {
+        text: format!("{status_line}\r\n"),
+        status,
+        status_text,
+        chunked: false,
+        length: None,
+    };
     loop {
         let line = read_line(reader)?;
-        head += &format!("{line}\r\n");
+        head.text += &format!("{line}\r\n");
+        ensure!(head.text.len() <= MAX_HEAD, "headers over {MAX_HEAD} bytes");
         if line.is_empty() {
-            break; // the blank line ends the headers
+            return Ok(head); // the blank line ends the headers
         }
         let (name, value) = line.split_once(':').context("bad header")?;
         let (name, value) = (name.to_ascii_lowercase(), value.trim());
         if name == "transfer-encoding" {
-            chunked = value.eq_ignore_ascii_case("chunked");
+            head.chunked = value.eq_ignore_ascii_case("chunked");
         } else if name == "content-length" {
-            length = Some(value.parse::<u64>().context("bad Content-Length")?);
+            head.length = Some(value.parse().context("bad Content-Length")?);
         }
     }
+}
 
+/// Reads the body in whichever way the head announces: chunked, a length,
+/// or until the server closes the connection.
+fn read_body(
+    reader: &mut impl BufRead,
+    head: &Head,
+    method: &str,
+) -> Result<Vec<u8>> {
     let mut body = Vec::new();
-    if chunked {
+    // These responses have no body, whatever their headers say.
+    let none = method == "HEAD" || matches!(head.status, 100..200 | 204 | 304);
+    if none {
+        return Ok(body);
+    }
+    if head.chunked {
         read_chunks(reader, &mut body)?;
-    } else if let Some(length) = length {
+    } else if let Some(length) = head.length {
         ensure!(length <= MAX_BODY, "a {length}-byte body is too large");
         reader.take(length).read_to_end(&mut body)?;
         ensure!(body.len() as u64 == length, "the body ended early");
     } else {
-        reader.take(MAX_BODY).read_to_end(&mut body)?;
+        reader.take(MAX_BODY + 1).read_to_end(&mut body)?;
+        ensure!(body.len() as u64 <= MAX_BODY, "the body is too large");
     }
-    Ok((head, body))
+    Ok(body)
 }
 
 /// Each chunk is its size in hex on a line, the bytes, and CRLF; size 0
-/// ends the body.
+/// ends the body, after optional trailer lines.
 fn read_chunks(reader: &mut impl BufRead, body: &mut Vec<u8>) -> Result<()> {
     loop {
         let line = read_line(reader)?;
         let hex = line.split(';').next().unwrap_or_default().trim();
         let size = u64::from_str_radix(hex, 16).context("bad chunk size")?;
         if size == 0 {
-            while !read_line(reader)?.is_empty() {} // optional trailers
+            while !read_line(reader)?.is_empty() {} // trailers
             return Ok(());
         }
-        ensure!(
-            body.len() as u64 + size <= MAX_BODY,
-            "the body is too large"
-        );
+        let room = MAX_BODY - body.len() as u64;
+        ensure!(size <= room, "the body is too large");
         let before = body.len();
         reader.take(size).read_to_end(body)?;
         ensure!((body.len() - before) as u64 == size, "a chunk ended early");
@@ -216,14 +266,26 @@ fn read_line(reader: &mut impl BufRead) -> Result<String> {
     if line.is_empty() {
         bail!("the server closed the connection early");
     }
-    ensure!(line.ends_with(b"\n"), "a line longer than {MAX_LINE} bytes");
+    if !line.ends_with(b"\n") {
+        ensure!(
+            (line.len() as u64) < MAX_LINE,
+            "a line over {MAX_LINE} bytes"
+        );
+        bail!("the server closed the connection mid-line");
+    }
     let line = String::from_utf8(line).context("a header is not text")?;
     Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }
 
-fn is_timeout(error: &std::io::Error) -> bool {
+/// A read timeout becomes `message`; any other error stays as it is.
+fn timed_out(error: anyhow::Error, message: &str) -> anyhow::Error {
     use std::io::ErrorKind::{TimedOut, WouldBlock};
-    matches!(error.kind(), WouldBlock | TimedOut)
+    match error.downcast_ref::<std::io::Error>() {
+        Some(io) if matches!(io.kind(), WouldBlock | TimedOut) => {
+            anyhow::anyhow!("{message}")
+        }
+        _ => error,
+    }
 }
 
 /// Prints one side of the exchange as `curl -v` does: `>` for what was

@@ -46,7 +46,9 @@ fn run(args: Args) -> Result<()> {
         .headers(parse_headers(&args.headers)?)
         .body(args.data)
         .send()
-        .with_context(|| format!("POST {} failed", args.url))?;
+        .map_err(|e| {
+            anyhow::anyhow!("POST {}: {}", args.url, root_cause(&e))
+        })?;
     let status = response.status();
     println!("{:?} {status}", response.version());
     println!("{}", response.text().context("cannot read the body")?);
@@ -73,3 +75,13 @@ fn parse_headers(headers: &[String]) -> Result<HeaderMap> {
     Ok(map)
 }
 // ANCHOR_END: post
+
+/// reqwest wraps the error that matters in several layers; the innermost
+/// one is what happened.
+fn root_cause(error: &dyn std::error::Error) -> String {
+    let mut cause = error;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    cause.to_string()
+}

@@ -5,6 +5,7 @@
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::ExitCode;
+use std::thread;
 
 use encoding_rs::GBK;
 
@@ -40,9 +41,11 @@ fn gbk(text: &str) -> Vec<u8> {
 /// Writes each message with its own write, but lets the kernel send them
 /// together, then closes the client's end.
 ///
-/// On a busy network, small writes wait and travel together (Nagle's
-/// algorithm does that on purpose). TCP_CORK makes it happen every time
-/// here: the kernel holds the bytes until the cork comes out.
+/// Small writes often travel together: Nagle's algorithm holds them back on
+/// purpose while earlier data is unacknowledged, and retransmissions and
+/// busy receivers merge them too. TCP_CORK makes it happen every time here:
+/// the kernel holds the bytes until the cork comes out, then sends them as
+/// one segment.
 fn send(mut client: TcpStream, messages: &[&str]) -> io::Result<()> {
     cork(&client, true)?;
     for message in messages {
@@ -55,12 +58,17 @@ fn send(mut client: TcpStream, messages: &[&str]) -> io::Result<()> {
 /// Two messages, two writes, one read.
 fn writes_merge() -> io::Result<()> {
     let (client, mut server) = connected()?;
+    // The reader is waiting before anything is written: the writes are not
+    // merged because it came late, but because they travel together.
+    let reader = thread::spawn(move || {
+        let mut buf = [0; 1024];
+        let len = server.read(&mut buf)?;
+        io::Result::Ok(buf[..len].to_vec())
+    });
     send(client, &["你好", "世界"])?;
-
-    let mut buf = [0; 1024];
-    let len = server.read(&mut buf)?;
-    let (text, _) = GBK.decode_without_bom_handling(&buf[..len]);
-    println!("two writes of 4 bytes, one read of {len}: {text}");
+    let bytes = reader.join().expect("the reader does not panic")?;
+    let (text, _) = GBK.decode_without_bom_handling(&bytes);
+    println!("two writes of 4 bytes, one read of {}: {text}", bytes.len());
     Ok(())
 }
 // ANCHOR_END: merge
@@ -114,8 +122,8 @@ fn lines_frame() -> io::Result<()> {
     let (client, server) = connected()?;
     send(client, &["你好\n", "世界\n"])?;
 
-    // In GBK every byte of a multi-byte character is 0x40 or above, so a
-    // 0x0A byte is always a newline, never half of a character.
+    // In GBK (and GB 18030) every byte of a multi-byte character is 0x30 or
+    // above, so a 0x0A byte is always a newline, never part of a character.
     let mut reader = BufReader::with_capacity(3, server);
     let mut line = Vec::new();
     while reader.read_until(b'\n', &mut line)? > 0 {

@@ -51,7 +51,10 @@ fn run(args: Args) -> Result<()> {
         let (stream, peer) = match listener.accept() {
             Ok(accepted) => accepted,
             Err(e) => {
+                // Out of descriptors, say: give the other connections a
+                // moment to end rather than spin.
                 println!("accept failed: {e}");
+                std::thread::sleep(Duration::from_millis(100));
                 continue;
             }
         };
@@ -88,7 +91,9 @@ fn serve(
     peer: SocketAddr,
     idle: Duration,
 ) -> io::Result<()> {
+    // A client that stops reading must not block the server's writes either.
     stream.set_read_timeout(Some(idle))?;
+    stream.set_write_timeout(Some(idle))?;
     let reply = GBK.encode("我收到了").0;
     let mut buf = [0; 1024];
     loop {

@@ -29,6 +29,7 @@ struct Args {
     idle: u64,
     /// The longest message accepted, in bytes.
     #[arg(long, default_value_t = 1024)]
+    #[arg(value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
     max_line: u64,
     /// Stop accepting after this many clients, and wait for them to finish
     /// (by default, serve for ever).
@@ -59,16 +60,26 @@ fn run(args: Args) -> Result<()> {
             let (stream, peer) = match listener.accept() {
                 Ok(connection) => connection,
                 Err(e) => {
+                    // Out of descriptors, say: give the other connections a
+                    // moment to end rather than spin.
                     println!("accept failed: {e}");
+                    thread::sleep(Duration::from_millis(100));
                     continue;
                 }
             };
             accepted += 1;
             println!("{peer} connected");
-            scope.spawn(move || match serve(stream, peer, args) {
-                Ok(end) => println!("{peer} {end}"),
-                Err(e) => println!("{peer}: {}", describe(&e, args.idle)),
-            });
+            let spawned = thread::Builder::new().spawn_scoped(
+                scope,
+                move || match serve(stream, peer, args) {
+                    Ok(end) => println!("{peer} {end}"),
+                    Err(e) => println!("{peer}: {}", describe(&e, args.idle)),
+                },
+            );
+            // The system may refuse a thread; that costs one connection.
+            if let Err(e) = spawned {
+                println!("{peer}: no thread for it ({e}); closing");
+            }
         }
     });
     Ok(())
@@ -92,7 +103,10 @@ fn serve(
     peer: SocketAddr,
     args: &Args,
 ) -> io::Result<String> {
-    stream.set_read_timeout(Some(Duration::from_secs(args.idle)))?;
+    // A client that stops reading must not block the server's writes either.
+    let idle = Some(Duration::from_secs(args.idle));
+    stream.set_read_timeout(idle)?;
+    stream.set_write_timeout(idle)?;
     let mut reader = BufReader::new(&stream);
     let mut writer = &stream;
     let reply = GBK.encode("我收到了\n").0;
