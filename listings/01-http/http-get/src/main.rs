@@ -48,12 +48,11 @@ fn run(args: Args) -> Result<()> {
         anyhow::bail!("{url}: not an http:// or https:// URL");
     }
     let response = client.get(url.clone()).send().map_err(|e| {
-        let what = if e.is_timeout() {
-            "timed out"
+        if e.is_timeout() {
+            anyhow::anyhow!("GET {url}: no response within {} s", args.timeout)
         } else {
-            "failed"
-        };
-        anyhow::anyhow!("GET {url} {what}: {}", root_cause(&e))
+            anyhow::anyhow!("GET {url}: {}", root_cause(&e))
+        }
     })?;
 
     println!("{:?} {}", response.version(), response.status());

@@ -46,12 +46,14 @@ fn run(args: Args) -> Result<()> {
         println!("\ninput ended: nothing sent");
         return Ok(());
     }
-    let (bytes, _, unmappable) = GBK.encode(line.trim_end());
+    let line = line.trim_end();
+    if line.is_empty() {
+        // Zero bytes would reach the server as nothing at all.
+        bail!("nothing to send: the message is empty");
+    }
+    let (bytes, _, unmappable) = GBK.encode(line);
     if unmappable {
-        bail!(
-            "{:?} has characters that GBK cannot encode",
-            line.trim_end()
-        );
+        bail!("{line:?} has characters that GBK cannot encode");
     }
     stream.write_all(&bytes)?;
 
