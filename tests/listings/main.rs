@@ -3,6 +3,8 @@
 
 mod harness;
 
+mod coroutines;
 mod http;
+mod iterators;
 mod tcp;
 mod udp;

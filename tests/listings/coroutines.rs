@@ -1,0 +1,46 @@
+//! Chapter 11, coroutines (S10.1-S10.3).
+
+use crate::harness::listing;
+
+/// The notes' foo(1), primed and sent 2 and 99, prints these lines (CPython 3.11 does).
+const PYTHON_PRINTS: [&str; 5] = ["初始值a： 1", "1", "传递值b： 2", "3", "传递值c： 99"];
+
+#[test]
+fn send_values_prints_what_the_python_coroutine_prints() {
+    let transcript = listing("send-values").spawn().finish();
+    let lines: Vec<&str> = transcript.text.lines().collect();
+    for heading in ["a coroutine (corosensei):", "a state machine:"] {
+        let start = lines.iter().position(|l| *l == heading).expect(heading) + 1;
+        assert_eq!(lines[start..start + 5], PYTHON_PRINTS, "after {heading:?}");
+        assert!(
+            lines[start + 5].starts_with("(returned"),
+            "the last send ends it"
+        );
+    }
+    transcript.assert_snapshot("run");
+}
+
+#[test]
+fn running_average_yields_none_then_the_averages() {
+    let transcript = listing("running-average").spawn().finish();
+    let averages: Vec<&str> = transcript
+        .text
+        .lines()
+        .map(|line| line.rsplit(": ").next().unwrap_or_default())
+        .collect();
+    // What CPython prints for the classic averager: None when primed, then the averages.
+    assert_eq!(averages, ["None", "10.0", "20.0", "15.0"]);
+    transcript.assert_snapshot("run");
+}
+
+#[test]
+fn poll_by_hand_shows_each_pending_and_the_ready() {
+    let transcript = listing("poll-by-hand").spawn().finish();
+    let results: Vec<&str> = transcript
+        .text
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("-> "))
+        .collect();
+    assert_eq!(results, ["Pending", "Pending", "Ready(3)"]);
+    transcript.assert_snapshot("run");
+}
