@@ -15,8 +15,11 @@ static IN_USE: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);
 
 // SAFETY: every call goes to the system allocator with the caller's own
-// arguments, so it keeps the system allocator's guarantees; the counters
-// only watch.
+// arguments, so it keeps the system allocator's guarantees. `realloc` and
+// `alloc_zeroed` keep their default forms, which go through `alloc` and
+// `dealloc` below, so every pointer `dealloc` sees came from `System.alloc`
+// with the same layout. The counting only does atomic operations: it never
+// panics and never allocates.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: the caller upholds `alloc`'s contract for `layout`.

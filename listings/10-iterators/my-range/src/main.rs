@@ -7,7 +7,9 @@ fn main() {
     five_nexts(MyRange::Start { n: 10 });
     println!("my_range(10), iter::from_fn:");
     five_nexts(my_range(10));
-    println!("my_range(2), past its end:");
+    println!("my_range(2) past its end, a state machine:");
+    five_nexts(MyRange::Start { n: 2 });
+    println!("my_range(2) past its end, iter::from_fn:");
     five_nexts(my_range(2));
 }
 
@@ -22,7 +24,8 @@ fn five_nexts(mut rg: impl Iterator<Item = u64>) {
 }
 
 // ANCHOR: state_machine
-/// Where the generator is paused: each state of the Python function.
+/// Where the generator's body is: before it starts, paused at its one
+/// `yield`, or after it returns.
 enum MyRange {
     /// Created; the body has not started.
     Start { n: u64 },

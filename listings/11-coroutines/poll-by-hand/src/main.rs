@@ -7,8 +7,9 @@ use std::pin::{Pin, pin};
 use std::task::{Context, Poll, Waker};
 
 // ANCHOR: not_yet
-/// A future that is not ready the first time it is polled, as a socket with
-/// no data yet is not: the simplest place for an `async fn` to pause.
+/// A future that is not ready the first time it is polled, like a read from
+/// a socket where no data has arrived yet: the simplest place for an
+/// `async fn` to pause.
 struct NotYet {
     polled: bool,
 }

@@ -9,6 +9,7 @@ use corosensei::{Coroutine, CoroutineResult, Yielder};
 /// before the first). It never returns: it lives as long as its owner.
 fn averager() -> Coroutine<f64, Option<f64>, ()> {
     Coroutine::new(|yielder: &Yielder<f64, Option<f64>>, _: f64| {
+        let _state = Announce("the averager's stack is unwound: state dropped");
         let (mut total, mut count) = (0.0, 0.0);
         let mut average = None;
         loop {
@@ -19,16 +20,27 @@ fn averager() -> Coroutine<f64, Option<f64>, ()> {
         }
     })
 }
+
+/// Prints its message when dropped: shows when the paused body's locals go.
+struct Announce(&'static str);
+
+impl Drop for Announce {
+    fn drop(&mut self) {
+        println!("{}", self.0);
+    }
+}
 // ANCHOR_END: averager
 
 // ANCHOR: main
 fn main() {
-    let mut average = averager();
-    // Priming runs the body to its first yield, which hands out None.
-    show("primed", average.resume(0.0));
+    let mut averager = averager();
+    // Priming runs the body to its first yield, which hands out None; the
+    // value passed to start it is the closure's `_` argument, unused.
+    show("primed", averager.resume(0.0));
     for term in [10.0, 30.0, 5.0] {
-        show(&format!("sent {term}"), average.resume(term));
+        show(&format!("sent {term}"), averager.resume(term));
     }
+    println!("dropping the averager");
 }
 
 fn show(what: &str, step: CoroutineResult<Option<f64>, ()>) {

@@ -37,7 +37,8 @@ fn with_a_coroutine() {
 // ANCHOR_END: coroutine
 
 // ANCHOR: state_machine
-/// foo's body, cut at its yields: each state is a place it can pause.
+/// Where foo's body is: before it starts, paused at one of its two yields,
+/// or after it returns.
 enum Foo {
     Start { a: i64 },
     AtFirstYield { a: i64 },
