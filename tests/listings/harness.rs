@@ -70,6 +70,46 @@ impl Listing {
     }
 }
 
+/// Compiles `snippet` (a path from the workspace root, inside a listing's folder) with rustc
+/// alone, as a program the book says does not compile, and returns the compiler's messages as
+/// the listing's transcript: the real error that a `compile_fail` block shows.
+pub fn compile_error(snippet: &str) -> Transcript {
+    let listing = Path::new(snippet)
+        .components()
+        .nth(2)
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .expect("a snippet lives in listings/<chapter>/<listing>/");
+    let out = std::env::temp_dir().join(format!("book-compile-error-{}", std::process::id()));
+    let started = Instant::now();
+    let output = Command::new("rustc")
+        .args([
+            "--edition",
+            "2024",
+            "--color",
+            "never",
+            "--emit=metadata",
+            "-o",
+        ])
+        .arg(&out)
+        .arg(snippet)
+        .current_dir(workspace_root())
+        .output()
+        .expect("cannot run rustc");
+    let _ = std::fs::remove_file(&out);
+    assert!(
+        !output.status.success(),
+        "{snippet} compiled, but the book says it does not"
+    );
+    Transcript {
+        name: listing,
+        command_line: format!("$ rustc --edition 2024 {snippet}"),
+        text: String::from_utf8_lossy(&output.stderr).into_owned(),
+        status: output.status,
+        elapsed: started.elapsed(),
+        redactions: Vec::new(),
+    }
+}
+
 /// A running listing.
 pub struct Run {
     name: String,
@@ -435,6 +475,11 @@ pub fn redact(text: &str) -> String {
             (
                 Regex::new(r"\b\d+(\.\d+)?(ns|µs|ms|s)\b").unwrap(),
                 "[DURATION]",
+            ),
+            // The compiler's own source, in a note of a compiler error.
+            (
+                Regex::new(r"/rustc/[0-9a-f]+/").unwrap(),
+                "/rustc/[COMMIT]/",
             ),
             // A measured ratio, printed as `1.25x`.
             (Regex::new(r"\b\d+(\.\d+)?x\b").unwrap(), "[RATIO]x"),

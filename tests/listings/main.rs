@@ -7,4 +7,5 @@ mod coroutines;
 mod http;
 mod iterators;
 mod tcp;
+mod threads;
 mod udp;
