@@ -48,3 +48,41 @@ fn shared_state_without_a_lock_does_not_compile() {
     );
     transcript.assert_snapshot("does-not-compile");
 }
+
+#[test]
+fn process_demo_children_change_only_their_own_global() {
+    let transcript = listing("process-demo").spawn().finish();
+    let text = &transcript.text;
+    let pid_of = |line: &str| {
+        line.split("pid ")
+            .nth(1)?
+            .split(',')
+            .next()?
+            .parse::<u32>()
+            .ok()
+    };
+    let children: Vec<&str> = text.lines().filter(|l| l.starts_with("child ")).collect();
+    let mut pids: Vec<u32> = children.iter().filter_map(|l| pid_of(l)).collect();
+    pids.sort();
+    pids.dedup();
+    assert_eq!(
+        pids.len(),
+        10,
+        "ten processes, each with a pid of its own:\n{text}"
+    );
+    let parent = text
+        .lines()
+        .find(|l| l.starts_with("parent: "))
+        .expect("the parent's line");
+    assert!(!pids.contains(&pid_of(parent).expect("a pid")), "{text}");
+    assert!(children.iter().all(|l| l.ends_with("VISITS = 1")), "{text}");
+    assert!(parent.ends_with("VISITS = 0"), "{text}");
+    transcript.assert_snapshot("run");
+}
+
+#[test]
+fn process_demo_rejects_a_bad_argument() {
+    let transcript = listing("process-demo").args(["bogus"]).spawn().finish();
+    assert_eq!(transcript.status.code(), Some(1));
+    transcript.assert_snapshot("bad-argument");
+}
