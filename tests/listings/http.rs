@@ -284,17 +284,6 @@ fn http_by_hand_posts_a_body_with_headers() {
 }
 
 #[test]
-fn http_by_hand_prints_a_404_and_fails() {
-    let server = Server::start();
-    let transcript = listing("http-by-hand")
-        .args([server.url("/status/404")])
-        .spawn()
-        .finish();
-    assert_eq!(transcript.status.code(), Some(1));
-    transcript.assert_snapshot("not-found");
-}
-
-#[test]
 fn http_by_hand_refuses_https_and_bad_headers() {
     let server = Server::start();
     let https = listing("http-by-hand")
@@ -318,44 +307,12 @@ fn http_by_hand_refuses_https_and_bad_headers() {
 }
 
 #[test]
-fn http_by_hand_reports_a_refused_connection() {
-    let (_socket, addr) = refusing();
-    listing("http-by-hand")
-        .args([format!("http://{addr}/")])
-        .spawn()
-        .finish()
-        .assert_snapshot("refused");
-}
-
-#[test]
-fn http_by_hand_gives_up_on_a_server_that_never_answers() {
-    let server = Server::start();
-    let transcript = listing("http-by-hand")
-        .args(["--timeout", "1", &server.url("/never")])
-        .spawn()
-        .finish();
-    assert_quick(&transcript);
-    transcript.assert_snapshot("timeout");
-}
-
-#[test]
 fn http_get_sends_the_browser_user_agent() {
     let server = Server::start();
     let transcript = listing("http-get").args([server.url("/")]).spawn().finish();
     let agents = server.seen.user_agents.lock().unwrap().clone();
     assert_eq!(agents, [BROWSER], "one request, with the notes' User-Agent");
     transcript.assert_snapshot("page");
-}
-
-#[test]
-fn http_get_prints_a_404_and_fails() {
-    let server = Server::start();
-    let transcript = listing("http-get")
-        .args([server.url("/status/404")])
-        .spawn()
-        .finish();
-    assert_eq!(transcript.status.code(), Some(1));
-    transcript.assert_snapshot("not-found");
 }
 
 #[test]
@@ -375,27 +332,6 @@ fn http_get_reports_a_malformed_url() {
         .spawn()
         .finish()
         .assert_snapshot("bad-url");
-}
-
-#[test]
-fn http_get_reports_a_refused_connection() {
-    let (_socket, addr) = refusing();
-    listing("http-get")
-        .args([format!("http://{addr}/")])
-        .spawn()
-        .finish()
-        .assert_snapshot("refused");
-}
-
-#[test]
-fn http_get_gives_up_on_a_server_that_never_answers() {
-    let server = Server::start();
-    let transcript = listing("http-get")
-        .args(["--timeout", "1", &server.url("/never")])
-        .spawn()
-        .finish();
-    assert_quick(&transcript);
-    transcript.assert_snapshot("timeout");
 }
 
 #[test]
@@ -425,16 +361,6 @@ fn http_post_rejects_a_bad_header() {
 }
 
 #[test]
-fn http_post_reports_a_refused_connection() {
-    let (_socket, addr) = refusing();
-    listing("http-post")
-        .args(["--data", "hello", &format!("http://{addr}/echo")])
-        .spawn()
-        .finish()
-        .assert_snapshot("refused");
-}
-
-#[test]
 fn http_many_runs_100_requests_at_once_both_ways() {
     let server = Server::start();
     let transcript = listing("http-many")
@@ -461,4 +387,49 @@ fn http_many_runs_100_requests_at_once_both_ways() {
     );
     transcript.assert_snapshot("local-server");
     transcript.record_measurement("local-server");
+}
+
+/// The three clients against a port where nothing listens.
+#[test]
+fn every_client_reports_a_refused_connection() {
+    let (_socket, addr) = refusing();
+    for (name, extra) in [
+        ("http-by-hand", &[][..]),
+        ("http-get", &[]),
+        ("http-post", &["--data", "hello"]),
+    ] {
+        let transcript = listing(name)
+            .args(extra)
+            .args([format!("http://{addr}/")])
+            .spawn()
+            .finish();
+        assert_eq!(transcript.status.code(), Some(1), "{name}");
+        transcript.assert_snapshot("refused");
+    }
+}
+
+#[test]
+fn every_client_gives_up_on_a_server_that_never_answers() {
+    let server = Server::start();
+    for name in ["http-by-hand", "http-get"] {
+        let transcript = listing(name)
+            .args(["--timeout", "1", &server.url("/never")])
+            .spawn()
+            .finish();
+        assert_quick(&transcript);
+        transcript.assert_snapshot("timeout");
+    }
+}
+
+#[test]
+fn every_client_prints_a_404_and_fails() {
+    let server = Server::start();
+    for name in ["http-by-hand", "http-get"] {
+        let transcript = listing(name)
+            .args([server.url("/status/404")])
+            .spawn()
+            .finish();
+        assert_eq!(transcript.status.code(), Some(1), "{name}");
+        transcript.assert_snapshot("not-found");
+    }
 }
