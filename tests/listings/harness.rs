@@ -125,6 +125,11 @@ pub struct Run {
 }
 
 impl Run {
+    /// The listing's process id: to send it a signal, say.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Waits for the listing to print `prompt` (and nothing after it), then types `answer`
     /// and Enter. The answer appears in the transcript just as a terminal would echo it.
     pub fn answer(&mut self, prompt: &str, answer: &str) -> &mut Self {

@@ -86,3 +86,91 @@ fn process_demo_rejects_a_bad_argument() {
     assert_eq!(transcript.status.code(), Some(1));
     transcript.assert_snapshot("bad-argument");
 }
+
+/// The pids of the pool's workers, from its first line.
+fn worker_pids(text: &str) -> Vec<u32> {
+    let first = text.lines().next().unwrap_or_default();
+    first
+        .split("pid ")
+        .skip(1)
+        .filter_map(|pid| pid.trim_end_matches([',', ' ']).parse().ok())
+        .collect()
+}
+
+#[test]
+fn process_pool_reuses_three_workers_in_waves() {
+    let transcript = listing("process-pool")
+        .args(["--sleep-ms", "200"])
+        .spawn()
+        .finish();
+    let text = &transcript.text;
+    assert!(transcript.status.success(), "{text}");
+    // Exactly the three workers ran all ten tasks.
+    let workers = worker_pids(text);
+    assert_eq!(workers.len(), 3, "{text}");
+    let task_lines: Vec<&str> = text.lines().filter(|l| l.starts_with("task ")).collect();
+    assert_eq!(task_lines.len(), 10, "{text}");
+    for line in &task_lines {
+        let pid: u32 = line
+            .split("pid ")
+            .nth(1)
+            .and_then(|p| p.split(',').next())
+            .and_then(|p| p.parse().ok())
+            .expect("a pid");
+        assert!(
+            workers.contains(&pid),
+            "{line} ran outside the pool:\n{text}"
+        );
+    }
+    assert!(text.contains("started in waves of 3, 3, 3, 1"), "{text}");
+    // Four waves of 200 ms: at least 800 ms, and far below ten tasks one after another.
+    assert!(
+        transcript.elapsed >= std::time::Duration::from_millis(800),
+        "{text}"
+    );
+    assert!(
+        transcript.elapsed < std::time::Duration::from_secs(2),
+        "{text}"
+    );
+    transcript.assert_snapshot("ten-tasks");
+}
+
+#[test]
+fn process_pool_reports_a_crashed_worker_and_goes_on() {
+    let transcript = listing("process-pool")
+        .args(["--sleep-ms", "200", "--crash-task", "7"])
+        .spawn()
+        .finish();
+    assert_eq!(transcript.status.code(), Some(1), "{}", transcript.text);
+    assert!(
+        transcript.text.contains("task 7: its worker, pid "),
+        "{}",
+        transcript.text
+    );
+    transcript.assert_snapshot("crash");
+}
+
+#[test]
+fn process_pool_leaves_no_worker_running_when_interrupted() {
+    let mut run = listing("process-pool").spawn();
+    let workers = worker_pids(&run.wait_for_line(r"^pool of 3 worker processes: .*$")[0]);
+    assert_eq!(workers.len(), 3);
+    let interrupted = std::process::Command::new("kill")
+        .args(["-INT", &run.pid().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(interrupted.success());
+    // The output closes only when every process holding it has ended: the workers too,
+    // which stop as soon as their task channel closes.
+    let transcript = run.finish();
+    assert_eq!(transcript.status.code(), None, "ended by the signal");
+    for pid in workers {
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // Gone, or a zombie about to be reaped by init: not running.
+        let running = state
+            .split(") ")
+            .nth(1)
+            .is_some_and(|rest| !rest.starts_with('Z'));
+        assert!(!running, "worker {pid} still runs: {state}");
+    }
+}

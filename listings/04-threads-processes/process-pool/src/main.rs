@@ -1,0 +1,333 @@
+//! S3.7: the notes' `Pool(3)` with 10 tasks, each reporting its pid and
+//! number and sleeping. Three worker processes (this program, started again)
+//! take tasks over ipc-channel as they become free, so the same three do all
+//! ten, in waves. A worker that crashes is reported, and the pool goes on.
+
+use std::collections::{HashMap, VecDeque};
+use std::env;
+use std::path::Path;
+use std::process::{self, Child, Command, ExitCode};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use ipc_channel::ipc::{
+    self, IpcOneShotServer, IpcReceiver, IpcReceiverSet, IpcSelectionResult,
+    IpcSender,
+};
+use serde::{Deserialize, Serialize};
+
+/// Run tasks on a pool of worker processes.
+#[derive(Parser)]
+struct Args {
+    #[command(subcommand)]
+    role: Option<Role>,
+    /// Worker processes in the pool.
+    #[arg(long, default_value_t = 3)]
+    #[arg(value_parser = clap::value_parser!(u32).range(1..=64))]
+    workers: u32,
+    /// Tasks to run.
+    #[arg(long, default_value_t = 10)]
+    #[arg(value_parser = clap::value_parser!(u32).range(0..=1000))]
+    tasks: u32,
+    /// How long each task sleeps, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    #[arg(value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    sleep_ms: u64,
+    /// Make the worker that runs this task crash, to see what the pool does.
+    #[arg(long)]
+    crash_task: Option<u32>,
+}
+
+#[derive(Subcommand)]
+enum Role {
+    /// Serve tasks for the pool that started this process.
+    #[command(hide = true)]
+    Worker { server: String },
+}
+
+// ANCHOR: messages
+/// Pool to worker: one task.
+#[derive(Serialize, Deserialize)]
+struct Task {
+    number: u32,
+    sleep_ms: u64,
+    crash: bool,
+}
+
+/// Worker to pool: a task is done, by this process.
+#[derive(Serialize, Deserialize)]
+struct Done {
+    number: u32,
+    pid: u32,
+}
+
+/// A new worker's first message: where to send it tasks, and where to
+/// hear that they are done.
+#[derive(Serialize, Deserialize)]
+struct Hello {
+    tasks: IpcSender<Task>,
+    done: IpcReceiver<Done>,
+}
+// ANCHOR_END: messages
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let result = match &args.role {
+        Some(Role::Worker { server }) => worker(server),
+        None => pool(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("process-pool: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+// ANCHOR: worker
+/// A worker: connects to the pool, then runs tasks until the pool closes
+/// its end of the task channel.
+fn worker(server: &str) -> Result<()> {
+    let hello = IpcSender::<Hello>::connect(server.to_string())?;
+    let (tasks, my_tasks) = ipc::channel()?;
+    let (done, my_done) = ipc::channel()?;
+    hello.send(Hello {
+        tasks,
+        done: my_done,
+    })?;
+    // recv fails when the pool has dropped its sender: no more work.
+    while let Ok(task) = my_tasks.recv() {
+        if task.crash {
+            // Killed from outside, as the kernel's out-of-memory killer would
+            // kill it: SIGKILL, which no process can catch.
+            let me = process::id().to_string();
+            Command::new("kill").args(["-KILL", &me]).status()?;
+        }
+        thread::sleep(Duration::from_millis(task.sleep_ms));
+        let pid = process::id();
+        if done
+            .send(Done {
+                number: task.number,
+                pid,
+            })
+            .is_err()
+        {
+            break; // the pool is gone
+        }
+    }
+    Ok(())
+}
+// ANCHOR_END: worker
+
+/// The pool's side of one worker.
+struct Worker {
+    child: Child,
+    tasks: Option<IpcSender<Task>>,
+    /// The task it runs, and when it started, counted from the pool's start.
+    running: Option<(u32, Duration)>,
+}
+
+/// Starts this program as a worker and waits (30 s at most) for its Hello.
+fn start_worker(me: &Path) -> Result<(Worker, IpcReceiver<Done>)> {
+    let (server, name) = IpcOneShotServer::<Hello>::new()?;
+    let mut child = Command::new(me)
+        .args(["worker", &name])
+        .spawn()
+        .context("cannot start a worker")?;
+    // accept blocks until the worker connects, so it waits on a thread of
+    // its own, and a worker that dies first cannot hang the pool.
+    let (accepted, hello) = mpsc::channel();
+    thread::spawn(move || accepted.send(server.accept()));
+    match hello.recv_timeout(Duration::from_secs(30)) {
+        Ok(Ok((_, Hello { tasks, done }))) => {
+            let worker = Worker {
+                child,
+                tasks: Some(tasks),
+                running: None,
+            };
+            Ok((worker, done))
+        }
+        _ => {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("a worker did not start")
+        }
+    }
+}
+
+/// What happened to one task.
+enum Outcome {
+    Done { pid: u32, started: Duration },
+    Crashed { pid: u32, status: String },
+}
+
+// ANCHOR: pool
+fn pool(args: &Args) -> Result<()> {
+    let me = env::current_exe().context("cannot find this program")?;
+    let mut workers = Vec::new();
+    let mut finished = IpcReceiverSet::new()?;
+    let mut by_channel = HashMap::new();
+    for index in 0..args.workers as usize {
+        let (worker, done) = match start_worker(&me) {
+            Ok(started) => started,
+            Err(e) => {
+                stop(&mut workers);
+                return Err(e);
+            }
+        };
+        by_channel.insert(finished.add(done)?, index);
+        workers.push(worker);
+    }
+    let pids: Vec<String> =
+        workers.iter().map(|w| w.child.id().to_string()).collect();
+    println!(
+        "pool of {} worker processes: pid {}",
+        workers.len(),
+        pids.join(", pid ")
+    );
+
+    let start = Instant::now();
+    let mut queue: VecDeque<u32> = (0..args.tasks).collect();
+    let mut outcomes: HashMap<u32, Outcome> = HashMap::new();
+    let give_work = |worker: &mut Worker, queue: &mut VecDeque<u32>| {
+        let Some(number) = queue.pop_front() else {
+            return;
+        };
+        let crash = args.crash_task == Some(number);
+        let task = Task {
+            number,
+            sleep_ms: args.sleep_ms,
+            crash,
+        };
+        let sent = worker.tasks.as_ref().map(|tasks| tasks.send(task));
+        if let Some(Ok(())) = sent {
+            worker.running = Some((number, start.elapsed()));
+        } else {
+            queue.push_front(number); // a dead worker: another takes it
+        }
+    };
+    for worker in &mut workers {
+        give_work(worker, &mut queue);
+    }
+    // A task takes `sleep_ms`; a pool that hears nothing for much longer
+    // than that has a worker that hangs.
+    let patience =
+        Duration::from_millis(args.sleep_ms * 2) + Duration::from_secs(30);
+    while workers.iter().any(|w| w.running.is_some()) {
+        let events = match finished.try_select_timeout(patience) {
+            Ok(events) => events,
+            Err(e) => {
+                stop(&mut workers);
+                bail!("no worker finished a task within {patience:?}: {e:?}");
+            }
+        };
+        for event in events {
+            match event {
+                IpcSelectionResult::MessageReceived(channel, message) => {
+                    let done: Done = message.to()?;
+                    let worker = &mut workers[by_channel[&channel]];
+                    if let Some((_, started)) = worker.running.take() {
+                        let outcome = Outcome::Done {
+                            pid: done.pid,
+                            started,
+                        };
+                        outcomes.insert(done.number, outcome);
+                    }
+                    give_work(worker, &mut queue);
+                }
+                IpcSelectionResult::ChannelClosed(channel) => {
+                    // The worker's end closed: the process has ended.
+                    let worker = &mut workers[by_channel[&channel]];
+                    worker.tasks = None;
+                    let pid = worker.child.id();
+                    let status = describe(worker.child.wait()?);
+                    if let Some((number, _)) = worker.running.take() {
+                        outcomes
+                            .insert(number, Outcome::Crashed { pid, status });
+                    }
+                    if let Some(idle) = workers
+                        .iter_mut()
+                        .find(|w| w.tasks.is_some() && w.running.is_none())
+                    {
+                        give_work(idle, &mut queue);
+                    }
+                }
+            }
+        }
+    }
+    let total = start.elapsed();
+    stop(&mut workers);
+    report(args, &outcomes, &queue, total)
+}
+// ANCHOR_END: pool
+
+/// How a worker ended, in words.
+fn describe(status: process::ExitStatus) -> String {
+    #[cfg(unix)]
+    if let Some(signal) = std::os::unix::process::ExitStatusExt::signal(&status)
+    {
+        return format!("killed by signal {signal}");
+    }
+    match status.code() {
+        Some(code) => format!("exit code {code}"),
+        None => "ended".into(),
+    }
+}
+
+/// Closes every task channel, so the workers end, and waits for each.
+fn stop(workers: &mut [Worker]) {
+    for worker in workers.iter_mut() {
+        worker.tasks = None;
+    }
+    for worker in workers.iter_mut() {
+        let _ = worker.child.wait();
+    }
+}
+
+// ANCHOR: report
+/// One line per task, in task order; then the waves and the total time.
+fn report(
+    args: &Args,
+    outcomes: &HashMap<u32, Outcome>,
+    never_ran: &VecDeque<u32>,
+    total: Duration,
+) -> Result<()> {
+    let sleep = Duration::from_millis(args.sleep_ms);
+    let mut waves: Vec<u32> = Vec::new();
+    let mut failed = never_ran.len();
+    for number in 0..args.tasks {
+        match outcomes.get(&number) {
+            Some(Outcome::Done { pid, started }) => {
+                // Tasks start when a worker is free: after 0, 1, 2... sleeps.
+                let wave =
+                    (started.as_secs_f64() / sleep.as_secs_f64()).round();
+                let wave = wave as usize;
+                if waves.len() <= wave {
+                    waves.resize(wave + 1, 0);
+                }
+                waves[wave] += 1;
+                println!("task {number}: pid {pid}, wave {}", wave + 1);
+            }
+            Some(Outcome::Crashed { pid, status }) => {
+                failed += 1;
+                println!(
+                    "task {number}: its worker, pid {pid}, crashed ({status})"
+                );
+            }
+            None => println!("task {number}: never ran"),
+        }
+    }
+    let waves: Vec<String> = waves.iter().map(u32::to_string).collect();
+    println!("started in waves of {}", waves.join(", "));
+    let ratio = total.as_secs_f64() / sleep.as_secs_f64();
+    println!("all done in {total:.1?}: {ratio:.2}x the time one task sleeps");
+    if failed > 0 {
+        bail!("{failed} of {} tasks failed", args.tasks);
+    }
+    Ok(())
+}
+// ANCHOR_END: report
