@@ -464,8 +464,8 @@ fn apply(redactions: &[(String, String)], text: &str) -> String {
 }
 
 /// Replaces what differs between runs with a placeholder: ports the system chose, process
-/// ids, HTTP dates, measured durations (printed with Debug, as `1.25ms`), measured ratios
-/// (printed as `1.25x`), and this checkout's path.
+/// ids, HTTP dates, measured durations (printed with Debug, as `1.25ms`), sizes (`12.5 KiB`),
+/// ratios (`1.25x`), and this checkout's path.
 pub fn redact(text: &str) -> String {
     static RULES: OnceLock<Vec<(Regex, &str)>> = OnceLock::new();
     let rules = RULES.get_or_init(|| {
@@ -485,6 +485,11 @@ pub fn redact(text: &str) -> String {
             (
                 Regex::new(r"/rustc/[0-9a-f]+/").unwrap(),
                 "/rustc/[COMMIT]/",
+            ),
+            // A measured size, printed as `12.5 KiB`.
+            (
+                Regex::new(r"\b\d+(\.\d+)? (KiB|MiB|GiB)\b").unwrap(),
+                "[SIZE]",
             ),
             // A measured ratio, printed as `1.25x`.
             (Regex::new(r"\b\d+(\.\d+)?x\b").unwrap(), "[RATIO]x"),

@@ -174,3 +174,42 @@ fn process_pool_leaves_no_worker_running_when_interrupted() {
         assert!(!running, "worker {pid} still runs: {state}");
     }
 }
+
+#[test]
+fn threads_vs_processes_measures_start_memory_and_crashes() {
+    let transcript = listing("threads-vs-processes").spawn().finish();
+    let text = &transcript.text;
+    assert!(transcript.status.success(), "{text}");
+    // What the chapter claims from these figures: a process costs more to start and more
+    // memory than a thread, and a crash takes down what the text says it does.
+    let ratio = |prefix: &str| -> f64 {
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with(prefix))
+            .expect(prefix);
+        let before_x = line.rsplit_once("x a thread").expect("a ratio").0;
+        before_x
+            .rsplit(' ')
+            .next()
+            .and_then(|r| r.parse().ok())
+            .expect("a number")
+    };
+    assert!(
+        ratio("process: ") > 1.0,
+        "starting a process costs more:\n{text}"
+    );
+    assert!(
+        ratio("(20 waiting children)") > 1.0,
+        "a process needs more memory:\n{text}"
+    );
+    assert!(
+        text.contains("a thread panics: join returned Err"),
+        "{text}"
+    );
+    assert!(
+        text.contains("killed by signal 9; its main thread died with it"),
+        "{text}"
+    );
+    transcript.assert_snapshot("this-machine");
+    transcript.record_measurement("this-machine");
+}

@@ -1,0 +1,221 @@
+//! S3.8: the notes compare threads and processes in words; this program
+//! measures them on the machine it runs on: the cost to start one and wait
+//! for it, the memory each needs, and what a crash in each takes down.
+//! Linux only: it reads memory figures from /proc.
+
+use std::env;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{self, Child, Command, ExitCode, ExitStatus, Stdio};
+use std::sync::{Arc, RwLock, mpsc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        None => compare(),
+        Some("noop") => Ok(()),
+        Some("wait") => wait_for_eof(),
+        Some("die-in-a-thread") => die_in_a_thread(),
+        Some(other) => Err(anyhow::anyhow!("unknown role {other:?}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("threads-vs-processes: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn compare() -> Result<()> {
+    let me = env::current_exe().context("cannot find this program")?;
+    println!("start one, then join or wait for it, one after another:");
+    let thread_cost = per_thread_start(200)?;
+    println!("  thread:  {thread_cost:.1?} each (200 in a row)");
+    let process_cost = per_process_start(&me, 50)?;
+    let ratio = process_cost.as_secs_f64() / thread_cost.as_secs_f64();
+    println!(
+        "  process: {process_cost:.1?} each (50 in a row), {ratio:.0}x a thread"
+    );
+
+    println!("memory, resident in RAM:");
+    let thread_kib = per_thread_memory(100)?;
+    println!("  thread:  {thread_kib:.1} KiB each (100 waiting threads)");
+    let (rss, pss) = per_process_memory(&me, 20)?;
+    let ratio = pss / thread_kib;
+    println!("  process: {rss:.1} KiB each, {pss:.1} KiB of it its own share");
+    println!("           (20 waiting children), {ratio:.0}x a thread");
+
+    println!("a crash:");
+    isolation(&me)
+}
+
+// ANCHOR: start
+/// Average time to start a thread that does nothing and join it.
+fn per_thread_start(count: u32) -> Result<Duration> {
+    let started = Instant::now();
+    for _ in 0..count {
+        thread::Builder::new()
+            .spawn(|| {})?
+            .join()
+            .map_err(|_| anyhow::anyhow!("a thread panicked"))?;
+    }
+    Ok(started.elapsed() / count)
+}
+
+/// Average time to start this program doing nothing and wait for it.
+fn per_process_start(me: &Path, count: u32) -> Result<Duration> {
+    let started = Instant::now();
+    for _ in 0..count {
+        let status = Command::new(me).arg("noop").status()?;
+        if !status.success() {
+            bail!("a child failed: {status}");
+        }
+    }
+    Ok(started.elapsed() / count)
+}
+// ANCHOR_END: start
+
+// ANCHOR: memory
+/// How much this process's resident memory grows per thread that has
+/// started and waits.
+fn per_thread_memory(count: usize) -> Result<f64> {
+    let (ready, started) = mpsc::channel();
+    let gate = Arc::new(RwLock::new(()));
+    let closed = gate.write().map_err(|_| anyhow::anyhow!("poisoned"))?;
+    let before = resident_kib("self")?;
+    let mut threads = Vec::new();
+    for _ in 0..count {
+        let (gate, ready) = (Arc::clone(&gate), ready.clone());
+        threads.push(thread::Builder::new().spawn(move || {
+            let _ = ready.send(());
+            let _open = gate.read();
+        })?);
+    }
+    for _ in 0..count {
+        started.recv()?;
+    }
+    let after = resident_kib("self")?;
+    drop(closed);
+    for thread in threads {
+        let _ = thread.join();
+    }
+    Ok((after - before) / count as f64)
+}
+
+/// Resident memory of one waiting child, in all and its own share (PSS:
+/// pages shared with other processes count in part).
+fn per_process_memory(me: &Path, count: usize) -> Result<(f64, f64)> {
+    let mut children: Vec<Child> = Vec::new();
+    let measured = (|| {
+        let (mut rss, mut pss) = (0.0, 0.0);
+        for _ in 0..count {
+            let mut child = Command::new(me)
+                .arg("wait")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()?;
+            let stdout = child.stdout.take().context("a piped stdout")?;
+            children.push(child);
+            // The child says when it is up and waiting.
+            BufReader::new(stdout).read_line(&mut String::new())?;
+        }
+        for child in &children {
+            let pid = child.id().to_string();
+            rss += resident_kib(&pid)?;
+            pss += proportional_kib(&pid)?;
+        }
+        anyhow::Ok((rss / count as f64, pss / count as f64))
+    })();
+    for mut child in children {
+        drop(child.stdin.take()); // end of input: the child exits
+        let _ = child.wait();
+    }
+    measured
+}
+
+fn resident_kib(pid: &str) -> Result<f64> {
+    field_kib(&format!("/proc/{pid}/status"), "VmRSS:")
+}
+
+fn proportional_kib(pid: &str) -> Result<f64> {
+    field_kib(&format!("/proc/{pid}/smaps_rollup"), "Pss:")
+}
+
+fn field_kib(path: &str, field: &str) -> Result<f64> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read {path} (this needs Linux)"))?;
+    let line = text.lines().find(|line| line.starts_with(field));
+    let value = line.and_then(|line| line.split_whitespace().nth(1));
+    value
+        .and_then(|kib| kib.parse().ok())
+        .with_context(|| format!("no {field} in {path}"))
+}
+// ANCHOR_END: memory
+
+/// A child for the memory measurement: says it is ready, waits for EOF.
+fn wait_for_eof() -> Result<()> {
+    println!("ready");
+    std::io::Write::flush(&mut std::io::stdout())?;
+    std::io::stdin().read_to_end(&mut Vec::new())?;
+    Ok(())
+}
+
+// ANCHOR: crash
+fn isolation(me: &Path) -> Result<()> {
+    // A thread that panics: the panic ends that thread, join reports it,
+    // and the rest of the process goes on. (The default panic hook would
+    // print the panic; for this planned one, a silent hook.)
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let joined = thread::Builder::new()
+        .spawn(|| panic!("on purpose"))?
+        .join();
+    std::panic::set_hook(default_hook);
+    let outcome = if joined.is_err() {
+        "join returned Err"
+    } else {
+        "?"
+    };
+    println!("  a thread panics: {outcome}; this process goes on");
+
+    // A fatal signal while one of a process's threads runs: a signal
+    // is delivered to the process, so every thread dies with it.
+    let output = Command::new(me).arg("die-in-a-thread").output()?;
+    let printed = String::from_utf8_lossy(&output.stdout);
+    let survived = printed.contains("main thread goes on");
+    println!(
+        "  a fatal signal in one thread of a child: the child was {}; its main \
+         thread {}",
+        describe(output.status),
+        if survived { "went on" } else { "died with it" }
+    );
+    println!("  and this process, the parent, goes on");
+    Ok(())
+}
+
+/// The child's part: one thread has the process killed (as a segfault in
+/// that thread would); main would print, if it still ran.
+fn die_in_a_thread() -> Result<()> {
+    let killer = thread::spawn(|| {
+        let me = process::id().to_string();
+        Command::new("kill").args(["-KILL", &me]).status()
+    });
+    let _ = killer.join();
+    println!("main thread goes on");
+    Ok(())
+}
+
+fn describe(status: ExitStatus) -> String {
+    #[cfg(unix)]
+    if let Some(signal) = std::os::unix::process::ExitStatusExt::signal(&status)
+    {
+        return format!("killed by signal {signal}");
+    }
+    format!("ended ({status})")
+}
+// ANCHOR_END: crash
