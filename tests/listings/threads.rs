@@ -164,52 +164,24 @@ fn process_pool_leaves_no_worker_running_when_interrupted() {
     // which stop as soon as their task channel closes.
     let transcript = run.finish();
     assert_eq!(transcript.status.code(), None, "ended by the signal");
+    // A worker that has closed its output may still be on its way out: allow it a moment.
     for pid in workers {
-        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        // Gone, or a zombie about to be reaped by init: not running.
-        let running = state
-            .split(") ")
-            .nth(1)
-            .is_some_and(|rest| !rest.starts_with('Z'));
-        assert!(!running, "worker {pid} still runs: {state}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // Gone, or a zombie about to be reaped by init: not running.
+            let running = state
+                .split(") ")
+                .nth(1)
+                .is_some_and(|rest| !rest.starts_with('Z'));
+            if !running {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "worker {pid} still runs: {state}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
     }
-}
-
-#[test]
-fn threads_vs_processes_measures_start_memory_and_crashes() {
-    let transcript = listing("threads-vs-processes").spawn().finish();
-    let text = &transcript.text;
-    assert!(transcript.status.success(), "{text}");
-    // What the chapter claims from these figures: a process costs more to start and more
-    // memory than a thread, and a crash takes down what the text says it does.
-    let ratio = |prefix: &str| -> f64 {
-        let line = text
-            .lines()
-            .find(|l| l.trim_start().starts_with(prefix))
-            .expect(prefix);
-        let before_x = line.rsplit_once("x a thread").expect("a ratio").0;
-        before_x
-            .rsplit(' ')
-            .next()
-            .and_then(|r| r.parse().ok())
-            .expect("a number")
-    };
-    assert!(
-        ratio("process: ") > 1.0,
-        "starting a process costs more:\n{text}"
-    );
-    assert!(
-        ratio("(20 waiting children)") > 1.0,
-        "a process needs more memory:\n{text}"
-    );
-    assert!(
-        text.contains("a thread panics: join returned Err"),
-        "{text}"
-    );
-    assert!(
-        text.contains("killed by signal 9; its main thread died with it"),
-        "{text}"
-    );
-    transcript.assert_snapshot("this-machine");
-    transcript.record_measurement("this-machine");
 }
