@@ -79,7 +79,10 @@ pub fn compile_error(snippet: &str) -> Transcript {
         .nth(2)
         .map(|c| c.as_os_str().to_string_lossy().into_owned())
         .expect("a snippet lives in listings/<chapter>/<listing>/");
-    let out = std::env::temp_dir().join(format!("book-compile-error-{}", std::process::id()));
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = format!("book-compile-error-{}-{call}", std::process::id());
+    let out = std::env::temp_dir().join(name);
     let started = Instant::now();
     let output = Command::new("rustc")
         .args([
@@ -481,10 +484,11 @@ pub fn redact(text: &str) -> String {
                 Regex::new(r"\b\d+(\.\d+)?(ns|µs|ms|s)\b").unwrap(),
                 "[DURATION]",
             ),
-            // The compiler's own source, in a note of a compiler error.
+            // The compiler's own source, in a note of a compiler error: its commit and
+            // line numbers change with the compiler's version.
             (
-                Regex::new(r"/rustc/[0-9a-f]+/").unwrap(),
-                "/rustc/[COMMIT]/",
+                Regex::new(r"/rustc/[0-9a-f]+/(\S+?):\d+:\d+").unwrap(),
+                "/rustc/[COMMIT]/$1:[LINE]",
             ),
             // A measured size, printed as `12.5 KiB`.
             (

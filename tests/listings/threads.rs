@@ -122,7 +122,8 @@ fn process_pool_reuses_three_workers_in_waves() {
             "{line} ran outside the pool:\n{text}"
         );
     }
-    assert!(text.contains("started in waves of 3, 3, 3, 1"), "{text}");
+    assert!(text.contains("distinct worker pids: 3"), "{text}");
+    assert!(text.contains("finished in waves of 3, 3, 3, 1"), "{text}");
     // Four waves of 200 ms: at least 800 ms, and far below ten tasks one after another.
     assert!(
         transcript.elapsed >= std::time::Duration::from_millis(800),
@@ -133,6 +134,7 @@ fn process_pool_reuses_three_workers_in_waves() {
         "{text}"
     );
     transcript.assert_snapshot("ten-tasks");
+    transcript.record_measurement("ten-tasks");
 }
 
 #[test]
@@ -160,8 +162,8 @@ fn process_pool_leaves_no_worker_running_when_interrupted() {
         .status()
         .expect("run kill");
     assert!(interrupted.success());
-    // The output closes only when every process holding it has ended: the workers too,
-    // which stop as soon as their task channel closes.
+    // The output closes only when every process holding it has closed it: the workers
+    // too, which stop as soon as their task channel closes.
     let transcript = run.finish();
     assert_eq!(transcript.status.code(), None, "ended by the signal");
     // A worker that has closed its output may still be on its way out: allow it a moment.
@@ -184,4 +186,40 @@ fn process_pool_leaves_no_worker_running_when_interrupted() {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
     }
+}
+
+#[test]
+fn threads_vs_processes_measures_start_memory_and_crashes() {
+    let transcript = listing("threads-vs-processes").spawn().finish();
+    let text = &transcript.text;
+    assert!(transcript.status.success(), "{text}");
+    // What the chapter claims from these figures: a process costs more to start and more
+    // memory than a thread, and a crash takes down what the text says it does.
+    let ratio = |prefix: &str| -> f64 {
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with(prefix))
+            .expect(prefix);
+        let before_x = line.rsplit_once("x a thread").expect("a ratio").0;
+        let number = before_x.rsplit(' ').next().and_then(|r| r.parse().ok());
+        number.expect("a number")
+    };
+    assert!(
+        ratio("process: ") > 1.0,
+        "starting a process costs more:\n{text}"
+    );
+    assert!(
+        ratio("(20 waiting children)") > 1.0,
+        "a process needs more memory:\n{text}"
+    );
+    assert!(
+        text.contains("a thread panics: join returned Err"),
+        "{text}"
+    );
+    assert!(
+        text.contains("killed by signal 6; its main thread died with it"),
+        "{text}"
+    );
+    transcript.assert_snapshot("this-machine");
+    transcript.record_measurement("this-machine");
 }

@@ -61,11 +61,19 @@ fn parent() -> Result<()> {
     }
     // Each child's output is read in the order they were started, so the
     // lines come out in that order whichever child ran first.
+    // Every child is waited for, even after an error with another.
     let mut failed = 0;
     for child in children {
-        let output = child.wait_with_output()?;
-        print!("{}", String::from_utf8_lossy(&output.stdout));
-        failed += u32::from(!output.status.success());
+        match child.wait_with_output() {
+            Ok(output) => {
+                print!("{}", String::from_utf8_lossy(&output.stdout));
+                failed += u32::from(!output.status.success());
+            }
+            Err(e) => {
+                eprintln!("process-demo: cannot wait for a child: {e}");
+                failed += 1;
+            }
+        }
     }
     let visits = VISITS.load(Ordering::Relaxed);
     println!("parent: pid {}, VISITS = {visits}", process::id());

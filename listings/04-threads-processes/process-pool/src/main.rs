@@ -36,7 +36,7 @@ struct Args {
     #[arg(long, default_value_t = 1000)]
     #[arg(value_parser = clap::value_parser!(u64).range(1..=60_000))]
     sleep_ms: u64,
-    /// Make the worker that runs this task crash, to see what the pool does.
+    /// Kill the worker that runs this task, to see what the pool does.
     #[arg(long)]
     crash_task: Option<u32>,
 }
@@ -54,7 +54,6 @@ enum Role {
 struct Task {
     number: u32,
     sleep_ms: u64,
-    crash: bool,
 }
 
 /// Worker to pool: a task is done, by this process.
@@ -101,12 +100,6 @@ fn worker(server: &str) -> Result<()> {
     })?;
     // recv fails when the pool has dropped its sender: no more work.
     while let Ok(task) = my_tasks.recv() {
-        if task.crash {
-            // Killed from outside, as the kernel's out-of-memory killer would
-            // kill it: SIGKILL, which no process can catch.
-            let me = process::id().to_string();
-            Command::new("kill").args(["-KILL", &me]).status()?;
-        }
         thread::sleep(Duration::from_millis(task.sleep_ms));
         let pid = process::id();
         if done
@@ -127,8 +120,9 @@ fn worker(server: &str) -> Result<()> {
 struct Worker {
     child: Child,
     tasks: Option<IpcSender<Task>>,
-    /// The task it runs, and when it started, counted from the pool's start.
-    running: Option<(u32, Duration)>,
+    /// The task it runs, and its wave: 1 for the first tasks handed out, and
+    /// one more than the finished task's for each task that follows one.
+    running: Option<(u32, u32)>,
 }
 
 /// Starts this program as a worker and waits (30 s at most) for its Hello.
@@ -139,29 +133,41 @@ fn start_worker(me: &Path) -> Result<(Worker, IpcReceiver<Done>)> {
         .spawn()
         .context("cannot start a worker")?;
     // accept blocks until the worker connects, so it waits on a thread of
-    // its own, and a worker that dies first cannot hang the pool.
+    // its own, and the pool watches the worker meanwhile: one that dies
+    // before it connects cannot hang the pool.
     let (accepted, hello) = mpsc::channel();
     thread::spawn(move || accepted.send(server.accept()));
-    match hello.recv_timeout(Duration::from_secs(30)) {
-        Ok(Ok((_, Hello { tasks, done }))) => {
-            let worker = Worker {
-                child,
-                tasks: Some(tasks),
-                running: None,
-            };
-            Ok((worker, done))
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let problem = loop {
+        match hello.recv_timeout(Duration::from_millis(50)) {
+            Ok(Ok((_, Hello { tasks, done }))) => {
+                let worker = Worker {
+                    child,
+                    tasks: Some(tasks),
+                    running: None,
+                };
+                return Ok((worker, done));
+            }
+            Ok(Err(e)) => break format!("{e:?}"),
+            Err(_) if Instant::now() > deadline => {
+                break "no Hello in 30 s".into();
+            }
+            Err(_) => match child.try_wait()? {
+                Some(status) => {
+                    break format!("it ended: {}", describe(status));
+                }
+                None => continue,
+            },
         }
-        _ => {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("a worker did not start")
-        }
-    }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    bail!("a worker did not start: {problem}")
 }
 
 /// What happened to one task.
 enum Outcome {
-    Done { pid: u32, started: Duration },
+    Done { pid: u32, wave: u32 },
     Crashed { pid: u32, status: String },
 }
 
@@ -172,15 +178,16 @@ fn pool(args: &Args) -> Result<()> {
     let mut finished = IpcReceiverSet::new()?;
     let mut by_channel = HashMap::new();
     for index in 0..args.workers as usize {
-        let (worker, done) = match start_worker(&me) {
-            Ok(started) => started,
+        match start_worker(&me) {
+            Ok((worker, done)) => {
+                by_channel.insert(finished.add(done)?, index);
+                workers.push(worker);
+            }
             Err(e) => {
                 stop(&mut workers);
                 return Err(e);
             }
-        };
-        by_channel.insert(finished.add(done)?, index);
-        workers.push(worker);
+        }
     }
     let pids: Vec<String> =
         workers.iter().map(|w| w.child.id().to_string()).collect();
@@ -192,37 +199,45 @@ fn pool(args: &Args) -> Result<()> {
 
     let start = Instant::now();
     let mut queue: VecDeque<u32> = (0..args.tasks).collect();
-    let mut outcomes: HashMap<u32, Outcome> = HashMap::new();
-    let give_work = |worker: &mut Worker, queue: &mut VecDeque<u32>| {
-        let Some(number) = queue.pop_front() else {
-            return;
-        };
-        let crash = args.crash_task == Some(number);
-        let task = Task {
-            number,
-            sleep_ms: args.sleep_ms,
-            crash,
-        };
-        let sent = worker.tasks.as_ref().map(|tasks| tasks.send(task));
-        if let Some(Ok(())) = sent {
-            worker.running = Some((number, start.elapsed()));
-        } else {
-            queue.push_front(number); // a dead worker: another takes it
-        }
-    };
-    for worker in &mut workers {
-        give_work(worker, &mut queue);
+    let mut outcomes = HashMap::new();
+    // Whatever goes wrong below, every worker is stopped and waited for.
+    let ran = run_tasks(
+        args,
+        &mut workers,
+        &mut finished,
+        &by_channel,
+        &mut queue,
+        &mut outcomes,
+    );
+    let total = start.elapsed();
+    stop(&mut workers);
+    ran?;
+    report(args, &outcomes, &queue, total)
+}
+
+fn run_tasks(
+    args: &Args,
+    workers: &mut [Worker],
+    finished: &mut IpcReceiverSet,
+    by_channel: &HashMap<u64, usize>,
+    queue: &mut VecDeque<u32>,
+    outcomes: &mut HashMap<u32, Outcome>,
+) -> Result<()> {
+    for worker in workers.iter_mut() {
+        give_work(args, worker, queue, 1);
     }
     // A task takes `sleep_ms`; a pool that hears nothing for much longer
     // than that has a worker that hangs.
     let patience =
         Duration::from_millis(args.sleep_ms * 2) + Duration::from_secs(30);
     while workers.iter().any(|w| w.running.is_some()) {
-        let events = match finished.try_select_timeout(patience) {
-            Ok(events) => events,
-            Err(e) => {
-                stop(&mut workers);
-                bail!("no worker finished a task within {patience:?}: {e:?}");
+        let deadline = Instant::now() + patience;
+        // A signal (Ctrl-Z, then fg) can end a wait early with no events.
+        let events = loop {
+            match finished.try_select_timeout(deadline - Instant::now()) {
+                Ok(events) => break events,
+                Err(_) if Instant::now() < deadline => continue,
+                Err(_) => bail!("no worker finished a task in {patience:?}"),
             }
         };
         for event in events {
@@ -230,14 +245,11 @@ fn pool(args: &Args) -> Result<()> {
                 IpcSelectionResult::MessageReceived(channel, message) => {
                     let done: Done = message.to()?;
                     let worker = &mut workers[by_channel[&channel]];
-                    if let Some((_, started)) = worker.running.take() {
-                        let outcome = Outcome::Done {
-                            pid: done.pid,
-                            started,
-                        };
-                        outcomes.insert(done.number, outcome);
-                    }
-                    give_work(worker, &mut queue);
+                    let wave =
+                        worker.running.take().map_or(0, |(_, wave)| wave);
+                    let pid = done.pid;
+                    outcomes.insert(done.number, Outcome::Done { pid, wave });
+                    give_work(args, worker, queue, wave + 1);
                 }
                 IpcSelectionResult::ChannelClosed(channel) => {
                     // The worker's end closed: the process has ended.
@@ -245,23 +257,49 @@ fn pool(args: &Args) -> Result<()> {
                     worker.tasks = None;
                     let pid = worker.child.id();
                     let status = describe(worker.child.wait()?);
-                    if let Some((number, _)) = worker.running.take() {
+                    let wave = worker.running.take().map(|(number, wave)| {
                         outcomes
                             .insert(number, Outcome::Crashed { pid, status });
-                    }
-                    if let Some(idle) = workers
+                        wave
+                    });
+                    let idle = workers
                         .iter_mut()
-                        .find(|w| w.tasks.is_some() && w.running.is_none())
-                    {
-                        give_work(idle, &mut queue);
+                        .find(|w| w.tasks.is_some() && w.running.is_none());
+                    if let (Some(idle), Some(wave)) = (idle, wave) {
+                        give_work(args, idle, queue, wave + 1);
                     }
                 }
             }
         }
     }
-    let total = start.elapsed();
-    stop(&mut workers);
-    report(args, &outcomes, &queue, total)
+    Ok(())
+}
+
+/// Hands the next task in the queue to an idle worker, as part of `wave`.
+fn give_work(
+    args: &Args,
+    worker: &mut Worker,
+    queue: &mut VecDeque<u32>,
+    wave: u32,
+) {
+    let Some(number) = queue.pop_front() else {
+        return;
+    };
+    let task = Task {
+        number,
+        sleep_ms: args.sleep_ms,
+    };
+    match worker.tasks.as_ref().map(|tasks| tasks.send(task)) {
+        Some(Ok(())) => {
+            worker.running = Some((number, wave));
+            if args.crash_task == Some(number) {
+                // Killed from outside while it works, as the kernel's
+                // out-of-memory killer would kill it: SIGKILL cannot be caught.
+                let _ = worker.child.kill();
+            }
+        }
+        _ => queue.push_front(number), // a dead worker: another takes it
+    }
 }
 // ANCHOR_END: pool
 
@@ -278,10 +316,14 @@ fn describe(status: process::ExitStatus) -> String {
     }
 }
 
-/// Closes every task channel, so the workers end, and waits for each.
+/// Closes every task channel, so that idle workers end; kills any worker
+/// still running a task (after a failure, it may hang); waits for each.
 fn stop(workers: &mut [Worker]) {
     for worker in workers.iter_mut() {
         worker.tasks = None;
+        if worker.running.is_some() {
+            let _ = worker.child.kill();
+        }
     }
     for worker in workers.iter_mut() {
         let _ = worker.child.wait();
@@ -289,40 +331,45 @@ fn stop(workers: &mut [Worker]) {
 }
 
 // ANCHOR: report
-/// One line per task, in task order; then the waves and the total time.
+/// One line per task, in task order; then the processes used, the waves,
+/// and the total time.
 fn report(
     args: &Args,
     outcomes: &HashMap<u32, Outcome>,
     never_ran: &VecDeque<u32>,
     total: Duration,
 ) -> Result<()> {
-    let sleep = Duration::from_millis(args.sleep_ms);
     let mut waves: Vec<u32> = Vec::new();
+    let mut pids = Vec::new();
     let mut failed = never_ran.len();
     for number in 0..args.tasks {
         match outcomes.get(&number) {
-            Some(Outcome::Done { pid, started }) => {
-                // Tasks start when a worker is free: after 0, 1, 2... sleeps.
-                let wave =
-                    (started.as_secs_f64() / sleep.as_secs_f64()).round();
-                let wave = wave as usize;
-                if waves.len() <= wave {
-                    waves.resize(wave + 1, 0);
+            Some(Outcome::Done { pid, wave }) => {
+                let index = *wave as usize - 1;
+                if waves.len() <= index {
+                    waves.resize(index + 1, 0);
                 }
-                waves[wave] += 1;
-                println!("task {number}: pid {pid}, wave {}", wave + 1);
+                waves[index] += 1;
+                pids.push(*pid);
+                println!("task {number}: pid {pid}, wave {wave}");
             }
             Some(Outcome::Crashed { pid, status }) => {
                 failed += 1;
-                println!(
-                    "task {number}: its worker, pid {pid}, crashed ({status})"
-                );
+                println!("task {number}: its worker, pid {pid}, {status}");
             }
             None => println!("task {number}: never ran"),
         }
     }
+    pids.sort();
+    pids.dedup();
+    let finished = args.tasks as usize - failed;
+    println!(
+        "{finished} tasks finished; distinct worker pids: {}",
+        pids.len()
+    );
     let waves: Vec<String> = waves.iter().map(u32::to_string).collect();
-    println!("started in waves of {}", waves.join(", "));
+    println!("finished in waves of {}", waves.join(", "));
+    let sleep = Duration::from_millis(args.sleep_ms);
     let ratio = total.as_secs_f64() / sleep.as_secs_f64();
     println!("all done in {total:.1?}: {ratio:.2}x the time one task sleeps");
     if failed > 0 {

@@ -72,8 +72,10 @@ fn run() -> io::Result<()> {
         }
     }
     println!("joined them: {} results", results.len());
-    println!("  first: {}", results[0]);
-    println!("  last:  {}", results[results.len() - 1]);
+    if let (Some(first), Some(last)) = (results.first(), results.last()) {
+        println!("  first: {first}");
+        println!("  last:  {last}");
+    }
     list_live_threads("after join");
     Ok(())
 }
