@@ -122,7 +122,7 @@ pub struct Run {
     reader: Option<JoinHandle<()>>,
     started: Instant,
     command_line: String,
-    redactions: Vec<(String, String)>,
+    redactions: Vec<(Regex, String)>,
     /// Screen length after the last typed line: a prompt must appear after it.
     typed_up_to: usize,
 }
@@ -188,8 +188,9 @@ impl Run {
     /// Shows `value` (where it stands as a whole word) as `placeholder` in the snapshot: for a
     /// varying value the generic rules cannot recognise, such as a port typed as an answer.
     pub fn redact(&mut self, value: &str, placeholder: &str) -> &mut Self {
-        self.redactions
-            .push((value.to_string(), placeholder.to_string()));
+        // Compiled once here: `wait_for_line` applies it again on every wake-up.
+        let whole = Regex::new(&format!(r"\b{}\b", regex::escape(value))).unwrap();
+        self.redactions.push((whole, placeholder.to_string()));
         self
     }
 
@@ -360,7 +361,7 @@ pub struct Transcript {
     pub status: ExitStatus,
     /// From `spawn` to the exit: a test of a timeout checks that it was short.
     pub elapsed: Duration,
-    redactions: Vec<(String, String)>,
+    redactions: Vec<(Regex, String)>,
 }
 
 impl Transcript {
@@ -457,10 +458,9 @@ fn machine() -> String {
 
 /// A test's own redactions: each value, where it stands as a whole word, becomes its
 /// placeholder.
-fn apply(redactions: &[(String, String)], text: &str) -> String {
+fn apply(redactions: &[(Regex, String)], text: &str) -> String {
     let mut text = text.to_string();
-    for (value, placeholder) in redactions {
-        let whole = Regex::new(&format!(r"\b{}\b", regex::escape(value))).unwrap();
+    for (whole, placeholder) in redactions {
         text = whole.replace_all(&text, placeholder.as_str()).into_owned();
     }
     text
