@@ -365,6 +365,15 @@ pub struct Transcript {
 }
 
 impl Transcript {
+    /// Shows every match of `pattern` as `placeholder` in the snapshot and in the check of a
+    /// recorded measurement: for a part of a line that varies in shape, which the test has
+    /// asserted on itself (which of two known failures happened, say).
+    pub fn redact_matches(&mut self, pattern: &str, placeholder: &str) -> &mut Self {
+        let regex = Regex::new(pattern).expect("a valid pattern");
+        self.redactions.push((regex, placeholder.to_string()));
+        self
+    }
+
     /// Checks the transcript against `tests/snapshots/<listing>__<scenario>.snap`.
     ///
     /// The snapshot holds the command line, the output with typed answers, and the exit status
@@ -419,8 +428,8 @@ impl Transcript {
             let body = recorded.split_once("\n\n").map_or("", |(_, body)| body);
             let now = format!("{}\n{}", self.command_line, self.text);
             assert_eq!(
-                redact(body),
-                redact(&now),
+                redact(&apply(&self.redactions, body)),
+                redact(&apply(&self.redactions, &now)),
                 "{} is out of date: run BOOK_MEASURE=1 cargo test",
                 path.display()
             );
@@ -456,8 +465,8 @@ fn machine() -> String {
     )
 }
 
-/// A test's own redactions: each value, where it stands as a whole word, becomes its
-/// placeholder.
+/// A test's own redactions: each value (where it stands as a whole word) or pattern
+/// becomes its placeholder.
 fn apply(redactions: &[(Regex, String)], text: &str) -> String {
     let mut text = text.to_string();
     for (whole, placeholder) in redactions {
@@ -468,7 +477,8 @@ fn apply(redactions: &[(Regex, String)], text: &str) -> String {
 
 /// Replaces what differs between runs with a placeholder: ports the system chose, process
 /// ids, HTTP dates, measured durations (printed with Debug, as `1.25ms`), sizes (`12.5 KiB`),
-/// ratios (`1.25x`), and this checkout's path.
+/// ratios (`1.25x`), and this checkout's path. One space stands for the padding before a
+/// redacted figure.
 pub fn redact(text: &str) -> String {
     static RULES: OnceLock<Vec<(Regex, &str)>> = OnceLock::new();
     let rules = RULES.get_or_init(|| {
@@ -504,6 +514,10 @@ pub fn redact(text: &str) -> String {
     for (regex, placeholder) in rules {
         text = regex.replace_all(&text, *placeholder).into_owned();
     }
+    // A table right-aligns its figures: the spaces before one vary with its width.
+    static PADDING: OnceLock<Regex> = OnceLock::new();
+    let padding = PADDING.get_or_init(|| Regex::new(r" +(\[(DURATION|SIZE|RATIO)\])").unwrap());
+    let text = padding.replace_all(&text, " $1");
     redact_ephemeral_ports(&text)
 }
 

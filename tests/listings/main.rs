@@ -4,6 +4,7 @@
 mod harness;
 
 mod coroutines;
+mod gil;
 mod http;
 mod iterators;
 mod tcp;

@@ -1,0 +1,337 @@
+//! S6.1-S6.3: CPU-bound work, measured. The same computation runs in one
+//! thread, on N threads, in N processes and with rayon; each speedup is set
+//! against what this machine can really run in parallel, measured first.
+//! With python3 present, the notes' way (threads, then processes, under the
+//! GIL) runs in the same run on the same kind of work.
+
+use std::env;
+use std::io::ErrorKind;
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use clap::Parser;
+use rayon::prelude::*;
+
+/// Times one CPU-bound computation done four ways, against this machine's
+/// measured parallel ceiling.
+#[derive(Parser)]
+struct Args {
+    /// Pieces of work; each goes whole to one worker.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    chunks: u64,
+    /// Steps of computation in one chunk.
+    #[arg(long, default_value_t = 4_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    steps: u64,
+    /// Threads or processes to share the chunks [default: the cores available].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=64))]
+    workers: Option<u64>,
+    /// Each way runs this many times; the fastest run counts.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=20))]
+    rounds: u64,
+    /// The Python to time the notes' way with.
+    #[arg(long, default_value = "python3")]
+    python: String,
+    /// Steps in one chunk for Python, which is about 100x slower per step.
+    #[arg(long, default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(1..))]
+    python_steps: u64,
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().collect();
+    // A child started by `processes`: `cpu-bound share WORKER WORKERS CHUNKS STEPS`.
+    let result = if args.get(1).map(String::as_str) == Some("share") {
+        share_in_child(&args[2..])
+    } else {
+        run(Args::parse())
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cpu-bound: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+// ANCHOR: work
+/// One chunk of pure computation: a xorshift random-number generator
+/// stepped `steps` times. Each step needs the one before, so neither the
+/// compiler nor the processor can skip steps or run them side by side.
+fn chunk(seed: u64, steps: u64) -> u64 {
+    let mut x = seed.wrapping_add(0x9e37_79b9_7f4a_7c15); // never 0
+    for _ in 0..steps {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+    }
+    x
+}
+
+/// Worker `worker` of `workers` takes chunks worker, worker + workers, ...
+fn share(worker: u64, workers: u64, chunks: u64, steps: u64) -> u64 {
+    (worker..chunks)
+        .step_by(workers as usize)
+        .map(|seed| chunk(seed, steps))
+        .fold(0, u64::wrapping_add)
+}
+// ANCHOR_END: work
+
+// ANCHOR: ways
+fn sequential(chunks: u64, steps: u64, _workers: u64) -> Result<u64> {
+    Ok(share(0, 1, chunks, steps))
+}
+
+fn threads(chunks: u64, steps: u64, workers: u64) -> Result<u64> {
+    thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|w| s.spawn(move || share(w, workers, chunks, steps)))
+            .collect();
+        let mut total = 0u64;
+        for handle in handles {
+            let part = handle
+                .join()
+                .map_err(|_| anyhow::anyhow!("a worker panicked"))?;
+            total = total.wrapping_add(part);
+        }
+        Ok(total)
+    })
+}
+
+fn processes(chunks: u64, steps: u64, workers: u64) -> Result<u64> {
+    let me = env::current_exe().context("cannot find this program")?;
+    let mut children: Vec<Child> = Vec::new();
+    let collected = (|| {
+        for w in 0..workers {
+            let args = [w, workers, chunks, steps].map(|n| n.to_string());
+            children.push(
+                Command::new(&me)
+                    .arg("share")
+                    .args(args)
+                    .stdout(Stdio::piped())
+                    .spawn()
+                    .context("cannot start a worker process")?,
+            );
+        }
+        let mut total = 0u64;
+        for child in &mut children {
+            let mut line = String::new();
+            std::io::Read::read_to_string(
+                child.stdout.as_mut().context("a piped stdout")?,
+                &mut line,
+            )?;
+            let part: u64 = line.trim().parse().context("a worker's answer")?;
+            total = total.wrapping_add(part);
+        }
+        anyhow::Ok(total)
+    })();
+    // Every child is waited for, also when one failed.
+    for mut child in children {
+        let status = child.wait()?;
+        ensure!(status.success(), "a worker process failed: {status}");
+    }
+    collected
+}
+
+fn with_rayon(chunks: u64, steps: u64, _workers: u64) -> Result<u64> {
+    // rayon's pool has one thread per core; it splits the range itself.
+    Ok((0..chunks)
+        .into_par_iter()
+        .map(|seed| chunk(seed, steps))
+        .reduce(|| 0, u64::wrapping_add))
+}
+// ANCHOR_END: ways
+
+fn share_in_child(args: &[String]) -> Result<()> {
+    let numbers: Vec<u64> = args
+        .iter()
+        .map(|a| a.parse().context("a worker's arguments"))
+        .collect::<Result<_>>()?;
+    let [worker, workers, chunks, steps] = numbers[..] else {
+        bail!("a worker needs WORKER WORKERS CHUNKS STEPS");
+    };
+    println!("{}", share(worker, workers, chunks, steps));
+    Ok(())
+}
+
+type Way = fn(u64, u64, u64) -> Result<u64>;
+
+/// The fastest of `rounds` runs, and the checksum every run must agree on.
+fn best_of(
+    rounds: u64,
+    way: Way,
+    a: &Args,
+    workers: u64,
+) -> Result<(Duration, u64)> {
+    let mut best = Duration::MAX;
+    let mut checksum = None;
+    for _ in 0..rounds {
+        let started = Instant::now();
+        let sum = way(a.chunks, a.steps, workers)?;
+        best = best.min(started.elapsed());
+        ensure!(checksum.is_none_or(|c| c == sum), "two runs disagree");
+        checksum = Some(sum);
+    }
+    Ok((best, checksum.unwrap_or_default()))
+}
+
+// ANCHOR: ceiling
+/// How much more work `workers` busy threads get done at once than one:
+/// `workers` on an idle machine with that many cores, less on a busy one.
+fn ceiling(workers: u64, steps: u64, rounds: u64) -> Result<f64> {
+    let one = best_of_closure(rounds, || {
+        std::hint::black_box(chunk(0, steps));
+    });
+    let many = best_of_closure(rounds, || {
+        thread::scope(|s| {
+            for w in 0..workers {
+                s.spawn(move || std::hint::black_box(chunk(w, steps)));
+            }
+        });
+    });
+    ensure!(!many.is_zero(), "too little work to time");
+    Ok(workers as f64 * one.as_secs_f64() / many.as_secs_f64())
+}
+// ANCHOR_END: ceiling
+
+/// One line of the table: the time, the speedup over one thread, and how
+/// much of the parallel ceiling that speedup reached.
+fn row(name: &str, took: Duration, one_thread: Duration, ceiling: f64) {
+    let speedup = one_thread.as_secs_f64() / took.as_secs_f64();
+    let took = format!("{took:.1?}");
+    if name == "one thread" {
+        println!("  {name:<11} {took:>10} {speedup:>6.2}x");
+    } else {
+        let reached = speedup / ceiling;
+        println!(
+            "  {name:<11} {took:>10} {speedup:>6.2}x, {reached:.2}x the ceiling"
+        );
+    }
+}
+
+fn per_step(took: Duration, steps: u64) -> Duration {
+    Duration::from_secs_f64(took.as_secs_f64() / steps as f64)
+}
+
+fn best_of_closure(rounds: u64, mut work: impl FnMut()) -> Duration {
+    (0..rounds)
+        .map(|_| {
+            let started = Instant::now();
+            work();
+            started.elapsed()
+        })
+        .min()
+        .unwrap_or_default()
+}
+
+fn run(a: Args) -> Result<()> {
+    let cores = thread::available_parallelism().map_or(1, |n| n.get() as u64);
+    let workers = a.workers.unwrap_or(cores);
+    println!("cores available: {cores}; workers: {workers}");
+    println!("each way runs {} times; the fastest run counts", a.rounds);
+    println!(
+        "the work: {} chunks of {} steps of xorshift",
+        a.chunks, a.steps
+    );
+    // One busy loop per worker, each as long as a worker's share of the work.
+    let per_worker = a.steps * a.chunks.div_ceil(workers);
+    let ceiling = ceiling(workers, per_worker, a.rounds)?;
+    println!(
+        "ceiling: {workers} busy threads at once did {ceiling:.2}x the work of one"
+    );
+
+    let ways: [(&str, Way); 4] = [
+        ("one thread", sequential),
+        ("threads", threads),
+        ("processes", processes),
+        ("rayon", with_rayon),
+    ];
+    let mut baseline: Option<Duration> = None;
+    let mut checksums = Vec::new();
+    for (name, way) in ways {
+        let (took, checksum) = best_of(a.rounds, way, &a, workers)?;
+        row(name, took, *baseline.get_or_insert(took), ceiling);
+        checksums.push(checksum);
+    }
+    ensure!(
+        checksums.iter().all(|&c| c == checksums[0]),
+        "the ways disagree: {checksums:x?}"
+    );
+    println!("all four got checksum {:#018x}", checksums[0]);
+    let rust_step = per_step(baseline.unwrap_or_default(), a.chunks * a.steps);
+    python(&a, workers, ceiling, rust_step)
+}
+
+// ANCHOR: python
+/// The notes' way in CPython: the same chunks with fewer steps each.
+fn python(
+    a: &Args,
+    workers: u64,
+    ceiling: f64,
+    rust_step: Duration,
+) -> Result<()> {
+    let numbers =
+        [a.chunks, a.python_steps, workers, a.rounds].map(|n| n.to_string());
+    let output = match Command::new(&a.python)
+        .arg("-c")
+        .arg(include_str!("notes_way.py"))
+        .args(numbers)
+        .stdin(Stdio::null())
+        .output()
+    {
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            println!(
+                "{}: not found, the Python comparison is skipped",
+                a.python
+            );
+            return Ok(());
+        }
+        other => other.with_context(|| format!("cannot run {}", a.python))?,
+    };
+    ensure!(
+        output.status.success(),
+        "{} failed: {}",
+        a.python,
+        String::from_utf8_lossy(&output.stderr).trim()
+    );
+    let version = Command::new(&a.python).arg("--version").output()?;
+    println!(
+        "{} ({}), {} chunks of {} steps:",
+        a.python,
+        String::from_utf8_lossy(&version.stdout).trim(),
+        a.chunks,
+        a.python_steps
+    );
+    let expected = sequential(a.chunks, a.python_steps, 1)?;
+    let mut baseline = None;
+    let mut python_step = Duration::ZERO;
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let [name, seconds, checksum] = fields[..] else {
+            bail!("unexpected line from Python: {line:?}");
+        };
+        let took = Duration::from_secs_f64(seconds.parse()?);
+        let base = *baseline.get_or_insert(took);
+        if python_step.is_zero() {
+            python_step = per_step(took, a.chunks * a.python_steps);
+        }
+        let name = if name == "sequential" {
+            "one thread"
+        } else {
+            name
+        };
+        row(name, took, base, ceiling);
+        ensure!(
+            checksum == format!("{expected:#018x}"),
+            "Python's checksum {checksum} is not {expected:#018x}"
+        );
+    }
+    println!("Python got checksum {expected:#018x} too");
+    let ratio = python_step.as_secs_f64() / rust_step.as_secs_f64();
+    println!(
+        "one step in one thread: Rust {rust_step:.2?}, Python {python_step:.2?} ({ratio:.0}x)"
+    );
+    Ok(())
+}
+// ANCHOR_END: python

@@ -1,0 +1,124 @@
+//! Chapter 8, the GIL (S6.1-S6.3): CPU-bound and I/O-bound work, measured.
+//!
+//! The timings depend on what else this shared machine is doing, so the tests assert what
+//! holds under any load (results agree, no task ends before its wait) and the snapshots hide
+//! the figures; the chapter shows a recorded run with its figures and its machine.
+
+use std::process::{Command, Stdio};
+
+use crate::harness::listing;
+
+/// The figure before `suffix` on the line that starts with `start` (after spaces).
+fn figure(text: &str, start: &str, suffix: &str) -> f64 {
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with(start))
+        .unwrap_or_else(|| panic!("no line starting {start:?}:\n{text}"));
+    let before = line.split(suffix).next().expect("split");
+    let number = before.rsplit([' ', ',']).find(|w| !w.is_empty());
+    number
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no figure before {suffix:?} in {line:?}"))
+}
+
+fn python3_present() -> bool {
+    Command::new("python3")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[test]
+fn cpu_bound_runs_four_ways_and_python_agrees() {
+    if !python3_present() {
+        eprintln!("python3 is not on this machine: the Python comparison is not checked");
+        return;
+    }
+    let mut transcript = listing("cpu-bound").spawn().finish();
+    let text = transcript.text.clone();
+    assert!(transcript.status.success(), "{text}");
+    // The listing compares the checksums itself and fails if any way, or Python, disagrees;
+    // the snapshot pins the value.
+    assert!(text.contains("all four got checksum 0x"), "{text}");
+    assert!(text.contains("Python got checksum 0x"), "{text}");
+    for way in ["threads", "processes", "rayon"] {
+        assert!(figure(&text, way, "x,") > 0.0, "{text}");
+    }
+    transcript.redact_matches(r"\(Python 3\.[0-9.]+\)", "([PYTHON VERSION])");
+    transcript.assert_snapshot("this-machine");
+    transcript.record_measurement("this-machine");
+}
+
+#[test]
+fn cpu_bound_without_python_says_so() {
+    let transcript = listing("cpu-bound")
+        .args(["--python", "/nonexistent/python3", "--steps", "1000"])
+        .args(["--rounds", "1"])
+        .spawn()
+        .finish();
+    assert!(transcript.status.success(), "{}", transcript.text);
+    transcript.assert_snapshot("without-python");
+}
+
+#[test]
+fn cpu_bound_rejects_zero_workers() {
+    let transcript = listing("cpu-bound")
+        .args(["--workers", "0"])
+        .spawn()
+        .finish();
+    assert_eq!(transcript.status.code(), Some(2), "{}", transcript.text);
+    transcript.assert_snapshot("zero-workers");
+}
+
+#[test]
+fn io_bound_waits_three_ways_at_three_sizes() {
+    let mut transcript = listing("io-bound").spawn().finish();
+    let text = transcript.text.clone();
+    assert!(transcript.status.success(), "{text}");
+    // No task can end before its 100 ms wait: every round that finished took at least the
+    // floor, and 100 waits one after another took at least 100 times it.
+    let finished: Vec<&str> = text.lines().filter(|l| l.contains("MiB")).collect();
+    assert_eq!(finished.len(), 6, "rounds that finished:\n{text}");
+    for line in &finished {
+        assert!(
+            figure(line, "", "x ") >= 1.0,
+            "faster than the floor: {line}"
+        );
+    }
+    assert!(figure(&text, "100  one-by-one", "x ") >= 100.0, "{text}");
+    // Tokio holds 100,000 waiting tasks; 100,000 threads do not fit in one process here
+    // (vm.max_map_count 65,530, four maps a thread). The child either gets an error from
+    // spawn or is aborted by std when a new thread cannot map its signal stack.
+    assert!(text.contains("100,000  tokio"), "{text}");
+    assert!(
+        text.contains("100,000  threads    failed: more than "),
+        "100,000 threads ran here after all:\n{text}"
+    );
+    let how = text
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("how: "))
+        .expect("a reason");
+    let known = [
+        "the process aborted: failed to set up alternative stack guard page",
+        "refused thread ",
+    ];
+    assert!(known.iter().any(|k| how.starts_with(k)), "{how}");
+    transcript.redact_matches(
+        r"more than [0-9,]+ had started",
+        "more than [N] had started",
+    );
+    transcript.redact_matches(r"how: .*", "how: [one of two ways, see the chapter]");
+    transcript.assert_snapshot("this-machine");
+    transcript.record_measurement("this-machine");
+}
+
+#[test]
+fn io_bound_rejects_zero_tasks() {
+    let transcript = listing("io-bound")
+        .args(["--tasks", "100,0"])
+        .spawn()
+        .finish();
+    assert_eq!(transcript.status.code(), Some(2), "{}", transcript.text);
+    transcript.assert_snapshot("zero-tasks");
+}
