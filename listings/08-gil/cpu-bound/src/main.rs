@@ -210,8 +210,10 @@ fn row(name: &str, took: Duration, one_thread: Duration, ceiling: f64) {
     }
 }
 
-fn per_step(took: Duration, steps: u64) -> Duration {
-    Duration::from_secs_f64(took.as_secs_f64() / steps as f64)
+/// The time of 1,000 steps: one step is too short for `Duration`'s
+/// nanoseconds to show.
+fn per_1000_steps(took: Duration, steps: u64) -> Duration {
+    Duration::from_secs_f64(took.as_secs_f64() * 1000.0 / steps as f64)
 }
 
 fn best_of_closure(rounds: u64, mut work: impl FnMut()) -> Duration {
@@ -259,8 +261,9 @@ fn run(a: Args) -> Result<()> {
         "the ways disagree: {checksums:x?}"
     );
     println!("all four got checksum {:#018x}", checksums[0]);
-    let rust_step = per_step(baseline.unwrap_or_default(), a.chunks * a.steps);
-    python(&a, workers, ceiling, rust_step)
+    let rust_1000 =
+        per_1000_steps(baseline.unwrap_or_default(), a.chunks * a.steps);
+    python(&a, workers, ceiling, rust_1000)
 }
 
 // ANCHOR: python
@@ -269,13 +272,13 @@ fn python(
     a: &Args,
     workers: u64,
     ceiling: f64,
-    rust_step: Duration,
+    rust_1000: Duration,
 ) -> Result<()> {
     let numbers =
         [a.chunks, a.python_steps, workers, a.rounds].map(|n| n.to_string());
     let output = match Command::new(&a.python)
         .arg("-c")
-        .arg(include_str!("notes_way.py"))
+        .arg(NOTES_WAY)
         .args(numbers)
         .stdin(Stdio::null())
         .output()
@@ -305,7 +308,7 @@ fn python(
     );
     let expected = sequential(a.chunks, a.python_steps, 1)?;
     let mut baseline = None;
-    let mut python_step = Duration::ZERO;
+    let mut python_1000 = Duration::ZERO;
     for line in String::from_utf8_lossy(&output.stdout).lines() {
         let fields: Vec<&str> = line.split(' ').collect();
         let [name, seconds, checksum] = fields[..] else {
@@ -313,8 +316,8 @@ fn python(
         };
         let took = Duration::from_secs_f64(seconds.parse()?);
         let base = *baseline.get_or_insert(took);
-        if python_step.is_zero() {
-            python_step = per_step(took, a.chunks * a.python_steps);
+        if python_1000.is_zero() {
+            python_1000 = per_1000_steps(took, a.chunks * a.python_steps);
         }
         let name = if name == "sequential" {
             "one thread"
@@ -328,10 +331,78 @@ fn python(
         );
     }
     println!("Python got checksum {expected:#018x} too");
-    let ratio = python_step.as_secs_f64() / rust_step.as_secs_f64();
+    let ratio = python_1000.as_secs_f64() / rust_1000.as_secs_f64();
     println!(
-        "one step in one thread: Rust {rust_step:.2?}, Python {python_step:.2?} ({ratio:.0}x)"
+        "1,000 steps in one thread: Rust {rust_1000:.2?}, Python {python_1000:.2?} ({ratio:.0}x)"
     );
     Ok(())
 }
 // ANCHOR_END: python
+
+/// The notes' way in Python: the same chunks with the same function, one
+/// after another, on threads, and in processes. Run as
+/// `python3 -c NOTES_WAY CHUNKS STEPS WORKERS ROUNDS`.
+const NOTES_WAY: &str = r##"
+# ANCHOR: notes_way
+import multiprocessing
+import sys
+import threading
+import time
+
+MASK = (1 << 64) - 1
+
+
+def chunk(seed, steps):
+    x = (seed + 0x9E3779B97F4A7C15) & MASK
+    for _ in range(steps):
+        x ^= (x << 13) & MASK
+        x ^= x >> 7
+        x ^= (x << 17) & MASK
+    return x
+
+
+def share(worker, workers, chunks, steps):
+    return sum(chunk(i, steps) for i in range(worker, chunks, workers)) & MASK
+
+
+def sequential(chunks, steps, workers):
+    return share(0, 1, chunks, steps)
+
+
+def threads(chunks, steps, workers):
+    results = [0] * workers
+
+    def run(w):
+        results[w] = share(w, workers, chunks, steps)
+
+    started = [threading.Thread(target=run, args=(w,)) for w in range(workers)]
+    for t in started:
+        t.start()
+    for t in started:
+        t.join()
+    return sum(results) & MASK
+
+
+def processes(chunks, steps, workers):
+    # fork: the functions above exist in the children without importing a file.
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        parts = pool.starmap(share, [(w, workers, chunks, steps) for w in range(workers)])
+    return sum(parts) & MASK
+
+
+def main():
+    chunks, steps, workers, rounds = map(int, sys.argv[1:])
+    for way in (sequential, threads, processes):
+        best, checksum = None, None
+        for _ in range(rounds):
+            started = time.perf_counter()
+            checksum = way(chunks, steps, workers)
+            took = time.perf_counter() - started
+            best = took if best is None else min(best, took)
+        print(way.__name__, best, f"{checksum:#018x}")
+
+
+if __name__ == "__main__":
+    main()
+# ANCHOR_END: notes_way
+"##;
