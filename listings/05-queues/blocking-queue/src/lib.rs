@@ -72,34 +72,36 @@ pub type PriorityQueue<T> = BlockingQueue<BinaryHeap<Reverse<T>>>;
 /// blocks until there is an item.
 pub struct BlockingQueue<S> {
     items: Mutex<S>,
-    /// Notified on every `put`: an item is there for one waiting `get`.
-    put_done: Condvar,
+    /// Notified on every `put`: an item is there for one waiting `get`
+    /// (CPython's `Queue` calls its condition the same).
+    not_empty: Condvar,
 }
 
 impl<S: Storage> BlockingQueue<S> {
     pub fn new() -> Self {
         Self {
             items: Mutex::new(S::default()),
-            put_done: Condvar::new(),
+            not_empty: Condvar::new(),
         }
     }
 
     pub fn put(&self, item: S::Item) {
         self.lock().push(item);
         // One item is work for one consumer: wake one, not all.
-        self.put_done.notify_one();
+        self.not_empty.notify_one();
     }
 
     /// Waits for an item and takes it.
     pub fn get(&self) -> S::Item {
         let mut items = self.lock();
-        // A loop, not an `if`: between the notify and this thread taking
-        // the lock again, another consumer may have taken the item.
+        // A loop, not an `if`: a wait can end with no item there. Another
+        // consumer may take the item between the notify and this thread
+        // getting the lock back, and a wait may end with no notify at all.
         loop {
             if let Some(item) = items.pop() {
                 return item;
             }
-            items = self.put_done.wait(items).expect(POISONED);
+            items = self.not_empty.wait(items).expect(POISONED);
         }
     }
 
@@ -116,7 +118,7 @@ impl<S: Storage> BlockingQueue<S> {
             if left.is_zero() {
                 return None;
             }
-            items = self.put_done.wait_timeout(items, left).expect(POISONED).0;
+            items = self.not_empty.wait_timeout(items, left).expect(POISONED).0;
         }
     }
 
@@ -239,7 +241,7 @@ mod tests {
         if let Some(item) = items.pop() {
             return item;
         }
-        items = queue.put_done.wait(items).unwrap();
+        items = queue.not_empty.wait(items).unwrap();
         items.pop().expect("woken, so an item is there")
     }
 

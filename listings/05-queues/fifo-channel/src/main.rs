@@ -70,7 +70,9 @@ fn drain(pages: u32) -> Result<()> {
             attempt: 2,
         };
         let _ = tx.send(retry);
-    }); // the thread has ended and dropped `tx`, the last sender
+        // The closure owns `tx`, the only sender: the channel disconnects
+        // when this thread ends.
+    });
     // No sentinel: the loop ends when the channel is empty and every sender
     // is gone, also if the producer panicked.
     for job in rx {
