@@ -145,11 +145,11 @@ mod tests {
     use loom::thread;
 
     // ANCHOR: model
-    /// One producer puts two items while the main thread gets two. loom
-    /// runs this once for every way the two threads can interleave at the
-    /// lock, the wait and the notify; a `get` that never wakes up is a
-    /// deadlock, which loom reports as a failure.
-    fn two_items_cross<S>(items: [S::Item; 2]) -> [S::Item; 2]
+    /// One producer puts two items while the main thread takes two with
+    /// `get`. loom runs this once for every way the two threads can
+    /// interleave at the lock, the wait and the notify; a `get` that never
+    /// wakes up is a deadlock, which loom reports as a failure.
+    fn two_items_cross<S>(items: [S::Item; 2], get: Get<S>) -> [S::Item; 2]
     where
         S: Storage + Send + 'static,
         S::Item: Send + 'static,
@@ -163,15 +163,19 @@ mod tests {
                 }
             })
         };
-        let got = [queue.get(), queue.get()];
+        let got = [get(&queue), get(&queue)];
         producer.join().unwrap();
         got
     }
 
+    type Get<S> = fn(&BlockingQueue<S>) -> <S as Storage>::Item;
+
     #[test]
     fn fifo_gets_both_items_in_order() {
         loom::model(|| {
-            assert_eq!(two_items_cross::<VecDeque<_>>([1, 2]), [1, 2])
+            let got =
+                two_items_cross::<VecDeque<_>>([1, 2], BlockingQueue::get);
+            assert_eq!(got, [1, 2]);
         });
     }
     // ANCHOR_END: model
@@ -181,12 +185,37 @@ mod tests {
         // The order depends on how many items are in when a get runs,
         // which depends on the interleaving: check that nothing is lost.
         loom::model(|| {
-            let mut got = two_items_cross::<Vec<_>>([1, 2]);
+            let mut got = two_items_cross::<Vec<_>>([1, 2], BlockingQueue::get);
             got.sort();
             assert_eq!(got, [1, 2]);
         });
         loom::model(|| {
-            let mut got = two_items_cross::<BinaryHeap<Reverse<_>>>([2, 1]);
+            let mut got = two_items_cross::<BinaryHeap<Reverse<_>>>(
+                [2, 1],
+                BlockingQueue::get,
+            );
+            got.sort();
+            assert_eq!(got, [1, 2]);
+        });
+    }
+
+    #[test]
+    fn two_consumers_get_one_item_each() {
+        loom::model(|| {
+            let queue = Arc::new(FifoQueue::new());
+            let consumer = {
+                let queue = Arc::clone(&queue);
+                thread::spawn(move || queue.get())
+            };
+            let producer = {
+                let queue = Arc::clone(&queue);
+                thread::spawn(move || {
+                    queue.put(1);
+                    queue.put(2);
+                })
+            };
+            let mut got = [queue.get(), consumer.join().unwrap()];
+            producer.join().unwrap();
             got.sort();
             assert_eq!(got, [1, 2]);
         });
@@ -208,35 +237,9 @@ mod tests {
     }
 
     // ANCHOR: broken
-    /// Two consumers (the main thread and one more) and a producer of two
-    /// items: each consumer gets one, whatever the interleaving.
-    fn two_consumers(get: fn(&FifoQueue<u32>) -> u32) -> [u32; 2] {
-        let queue = Arc::new(FifoQueue::new());
-        let consumer = {
-            let queue = Arc::clone(&queue);
-            thread::spawn(move || get(&queue))
-        };
-        let producer = {
-            let queue = Arc::clone(&queue);
-            thread::spawn(move || {
-                queue.put(1);
-                queue.put(2);
-            })
-        };
-        let mut got = [get(&queue), consumer.join().unwrap()];
-        producer.join().unwrap();
-        got.sort();
-        got
-    }
-
-    #[test]
-    fn two_consumers_get_one_item_each() {
-        loom::model(|| assert_eq!(two_consumers(FifoQueue::get), [1, 2]));
-    }
-
     /// The classic bug: an `if` where `get` has its loop. It waits once,
     /// then assumes that the item it was woken for is still there.
-    fn get_with_if(queue: &FifoQueue<u32>) -> u32 {
+    fn get_with_if<S: Storage>(queue: &BlockingQueue<S>) -> S::Item {
         let mut items = queue.lock();
         if let Some(item) = items.pop() {
             return item;
@@ -245,13 +248,13 @@ mod tests {
         items.pop().expect("woken, so an item is there")
     }
 
-    /// loom finds the interleaving that breaks it: a consumer waits, a put
-    /// wakes it, and before it runs the other consumer takes the item.
+    /// The same model as the FIFO test, with the broken `get`: the test
+    /// passes only if loom finds an interleaving that makes it panic.
     #[test]
     #[should_panic(expected = "woken, so an item is there")]
     fn an_if_instead_of_the_loop_is_caught() {
         loom::model(|| {
-            two_consumers(get_with_if);
+            two_items_cross::<VecDeque<u32>>([1, 2], get_with_if);
         });
     }
     // ANCHOR_END: broken
