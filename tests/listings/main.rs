@@ -7,6 +7,7 @@ mod coroutines;
 mod gil;
 mod http;
 mod iterators;
+mod queues;
 mod tcp;
 mod threads;
 mod udp;

@@ -1,0 +1,163 @@
+//! Chapter 5, thread queues (S4.1-S4.3).
+
+use std::time::Duration;
+
+use crate::harness::listing;
+
+/// The duration printed with `{:?}` after "after " on the line that starts
+/// with `prefix`: what the snapshot shows as [DURATION].
+fn duration_on(text: &str, prefix: &str) -> Duration {
+    let line = text
+        .lines()
+        .find(|line| line.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no line starting {prefix:?}:\n{text}"));
+    let shown = line.rsplit("after ").next().expect("rsplit yields a piece");
+    let unit_at = shown
+        .find(|c: char| c.is_alphabetic())
+        .unwrap_or_else(|| panic!("no unit in {line:?}"));
+    let (number, unit) = shown.split_at(unit_at);
+    let number: f64 = number.parse().unwrap_or_else(|_| panic!("{line:?}"));
+    let seconds = match unit {
+        "s" => number,
+        "ms" => number / 1e3,
+        "µs" => number / 1e6,
+        "ns" => number / 1e9,
+        _ => panic!("unknown unit in {line:?}"),
+    };
+    Duration::from_secs_f64(seconds)
+}
+
+/// The lines of `text` that start with one of `prefixes`, in order.
+fn lines_starting<'a>(text: &'a str, prefixes: &[&str]) -> Vec<&'a str> {
+    text.lines()
+        .filter(|line| prefixes.iter().any(|p| line.starts_with(p)))
+        .collect()
+}
+
+#[test]
+fn fifo_channel_keeps_order_and_ends_when_the_senders_are_gone() {
+    let transcript = listing("fifo-channel").spawn().finish();
+    let text = &transcript.text;
+    assert!(transcript.status.success(), "{text}");
+    assert_eq!(
+        lines_starting(text, &["fetch", "every sender dropped: the loop"]),
+        [
+            "fetch page-1.html",
+            "fetch page-2.html",
+            "fetch page-3.html",
+            "fetch page-1.html again, attempt 2",
+            "every sender dropped: the loop ended",
+        ],
+    );
+    // recv_timeout waits the whole 100 ms while a sender lives, and not at
+    // all once none does.
+    let waited = duration_on(text, "a sender alive, nothing sent: Err(Timeout)");
+    assert!(waited >= Duration::from_millis(100), "{text}");
+    let waited = duration_on(text, "every sender dropped: Err(Disconnected)");
+    assert!(waited < Duration::from_millis(100), "{text}");
+    // The blocked send(3) returned only after main received 1; 2 and 3 follow.
+    assert_eq!(
+        lines_starting(text, &["2 items in", "main:"]),
+        [
+            "2 items in: try_send(3) is Full",
+            "main: recv gives 1",
+            "main: the rest, in order: [2, 3]",
+        ],
+    );
+    transcript.assert_snapshot("run");
+}
+
+#[test]
+fn fifo_channel_with_no_capacity_hands_over_directly() {
+    let transcript = listing("fifo-channel")
+        .args(["--capacity", "0"])
+        .spawn()
+        .finish();
+    let text = &transcript.text;
+    assert!(text.contains("0 items in: try_send(1) is Full"), "{text}");
+    assert!(text.contains("main: recv gives 1"), "{text}");
+    assert!(text.contains("main: the rest, in order: []"), "{text}");
+    transcript.assert_snapshot("rendezvous");
+}
+
+#[test]
+fn fifo_channel_rejects_zero_pages() {
+    let transcript = listing("fifo-channel")
+        .args(["--pages", "0"])
+        .spawn()
+        .finish();
+    assert_eq!(transcript.status.code(), Some(2), "{}", transcript.text);
+    transcript.assert_snapshot("bad-pages");
+}
+
+#[test]
+fn crossbeam_workers_share_one_channel() {
+    let transcript = listing("crossbeam-workers").spawn().finish();
+    let text = &transcript.text;
+    assert!(
+        text.contains("worker threads: 3; jobs done: 12, each exactly once: true"),
+        "{text}"
+    );
+    let waited = duration_on(text, "2 jobs in, nobody receiving");
+    assert!(waited >= Duration::from_millis(100), "{text}");
+    transcript.assert_snapshot("run");
+}
+
+#[test]
+fn crossbeam_workers_lose_nothing_with_many_workers_and_no_buffer() {
+    // More jobs and workers than the book shows, and a channel with no
+    // room: every send is a hand-over to a waiting worker.
+    let transcript = listing("crossbeam-workers")
+        .args(["--workers", "8", "--jobs", "5000", "--capacity", "0"])
+        .spawn()
+        .finish();
+    let text = &transcript.text;
+    assert!(
+        text.contains("worker threads: 8; jobs done: 5000, each exactly once: true"),
+        "{text}"
+    );
+    assert!(transcript.status.success(), "{text}");
+}
+
+#[test]
+fn crossbeam_workers_rejects_zero_workers() {
+    let transcript = listing("crossbeam-workers")
+        .args(["--workers", "0"])
+        .spawn()
+        .finish();
+    assert_eq!(transcript.status.code(), Some(2), "{}", transcript.text);
+    transcript.assert_snapshot("bad-workers");
+}
+
+#[test]
+fn blocking_queue_orders_blocks_and_times_out() {
+    let transcript = listing("blocking-queue").spawn().finish();
+    let text = &transcript.text;
+    assert!(transcript.status.success(), "{text}");
+    assert!(
+        text.contains(r#"priority, smallest first: [(5, "D"), (10, "A"), (10, "C"), (20, "B")]"#),
+        "{text}"
+    );
+    // Ordered by the barrier and the queue, whatever the scheduler does.
+    assert_eq!(
+        lines_starting(text, &["consumer:", "main:"]),
+        [
+            "consumer: calling get on an empty queue",
+            "main: put \"job-1\"",
+            "consumer: got \"job-1\"",
+        ],
+    );
+    let waited = duration_on(text, "empty queue: get_timeout returned None");
+    assert!(waited >= Duration::from_millis(100), "{text}");
+    transcript.assert_snapshot("run");
+}
+
+#[test]
+fn blocking_queue_rejects_a_zero_timeout() {
+    let transcript = listing("blocking-queue")
+        .args(["--timeout-ms", "0"])
+        .spawn()
+        .finish();
+    assert_eq!(transcript.status.code(), Some(2), "{}", transcript.text);
+    transcript.assert_snapshot("bad-timeout");
+}
