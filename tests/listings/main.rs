@@ -6,6 +6,7 @@ mod harness;
 mod coroutines;
 mod http;
 mod iterators;
+mod mutex;
 mod tcp;
 mod threads;
 mod udp;
