@@ -74,8 +74,8 @@ fn run(args: Args) -> Result<()> {
     println!("{first} finished first; the counter read {seen_first}");
     println!("{last} finished last; the counter read {seen_last}");
 
-    // Both threads have ended, so the guard from this lock() is the only
-    // one; drop(guard) releases it before the end of the scope.
+    // drop(guard) releases the lock here, not at the end of run: what
+    // follows needs no lock, and a lock held longer makes others wait.
     let guard = counter
         .lock()
         .map_err(|_| anyhow!("a task panicked holding the lock"))?;
