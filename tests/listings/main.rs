@@ -8,5 +8,6 @@ mod http;
 mod iterators;
 mod mutex;
 mod tcp;
+mod thread_communication;
 mod threads;
 mod udp;
