@@ -4,14 +4,6 @@ use crate::harness::{compile_error, listing};
 
 const TOTAL: u64 = 20_000_000;
 
-/// The number at the end of `line`.
-fn number_at_end(line: &str) -> u64 {
-    line.rsplit(' ')
-        .next()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no number at the end of {line:?}"))
-}
-
 #[test]
 fn lock_counter_reaches_exactly_twice_the_count() {
     let mut run = listing("lock-counter").spawn();
