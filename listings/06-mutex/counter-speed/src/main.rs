@@ -155,17 +155,21 @@ fn with_python(python: &str, count: u64) -> Result<Option<(u64, Duration)>> {
 // ANCHOR: run
 fn run(args: Args) -> Result<()> {
     let count = args.count;
-    // Best of three: a shared machine can stall any one run.
+    // Best of three: a shared machine can stall any one run. Every run
+    // must count the same, or its time would not be comparable.
     let best = |way: fn(u64) -> (u64, Duration)| {
         let runs = [way(count), way(count), way(count)];
         let total = runs[0].0;
+        if runs.iter().any(|&(other, _)| other != total) {
+            bail!("the runs counted different totals: {runs:?}");
+        }
         let fastest = runs.iter().map(|&(_, took)| took).min();
-        (total, fastest.expect("three runs"))
+        Ok((total, fastest.expect("three runs")))
     };
     let mut results = vec![
-        ("per-thread counts, merged", best(per_thread)),
-        ("atomic fetch_add", best(with_fetch_add)),
-        ("Mutex", best(with_mutex)),
+        ("per-thread counts, merged", best(per_thread)?),
+        ("atomic fetch_add", best(with_fetch_add)?),
+        ("Mutex", best(with_mutex)?),
     ];
     let python = with_python(&args.python, count)?;
     if let Some(measured) = python {
