@@ -1,0 +1,87 @@
+//! S5.1: the notes' lock counter. Two threads each add 1 to one shared
+//! counter 10,000,000 times, taking a Mutex for every addition; each reports
+//! the value it read when it finished, and the last one reads the total.
+
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+use anyhow::{Result, anyhow};
+use clap::Parser;
+
+/// Two threads add to one counter under a Mutex.
+#[derive(Parser)]
+struct Args {
+    /// How many times each thread adds 1.
+    #[arg(long, default_value_t = 10_000_000)]
+    #[arg(value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
+    count: u64,
+}
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lock-counter: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+// ANCHOR: task
+/// The notes' `task1` and `task2` in one function: the name is an argument,
+/// so neither can report itself under the other's name.
+fn task(
+    name: &'static str,
+    count: u64,
+    counter: &Mutex<u64>,
+) -> (&'static str, u64) {
+    for _ in 0..count {
+        // lock() is the note's acquire(); the guard's drop, at the end of
+        // this statement, is its release(). There is no release to forget.
+        *counter.lock().expect("no task panics holding the lock") += 1;
+    }
+    // Read under the lock too: the other task may still be adding.
+    let seen = *counter.lock().expect("no task panics holding the lock");
+    (name, seen)
+}
+// ANCHOR_END: task
+
+// ANCHOR: run
+fn run(args: Args) -> Result<()> {
+    let counter = Arc::new(Mutex::new(0_u64));
+    println!(
+        "task1 and task2 each add 1 to one counter {} times, under a Mutex",
+        args.count
+    );
+    let tasks: Vec<_> = ["task1", "task2"]
+        .into_iter()
+        .map(|name| {
+            let counter = Arc::clone(&counter);
+            thread::spawn(move || task(name, args.count, &counter))
+        })
+        .collect();
+    let mut reports = Vec::new();
+    for handle in tasks {
+        reports.push(handle.join().map_err(|_| anyhow!("a task panicked"))?);
+    }
+    // The task that read the smaller value finished first: print them in
+    // the order they finished.
+    reports.sort_by_key(|&(_, seen)| seen);
+    let [(first, seen_first), (last, seen_last)] = reports[..] else {
+        unreachable!("two tasks, two reports");
+    };
+    println!("{first} finished first; the counter read {seen_first}");
+    println!("{last} finished last; the counter read {seen_last}");
+
+    // drop(guard) releases the lock here, not at the end of run: what
+    // follows needs no lock, and a lock held longer makes others wait.
+    let guard = counter
+        .lock()
+        .map_err(|_| anyhow!("a task panicked holding the lock"))?;
+    let total = *guard;
+    drop(guard);
+    println!("total: {total} (2 x {})", args.count);
+    Ok(())
+}
+// ANCHOR_END: run

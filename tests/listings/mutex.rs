@@ -1,0 +1,207 @@
+//! Chapter 6, the mutex (S5.1, S4.4).
+
+use crate::harness::{compile_error, listing};
+
+const TOTAL: u64 = 20_000_000;
+
+#[test]
+fn lock_counter_reaches_exactly_twice_the_count() {
+    let mut run = listing("lock-counter").spawn();
+    let first = run.wait_for_line(r"^(task[12]) finished first; the counter read (\d+)$");
+    let last = run.wait_for_line(r"^(task[12]) finished last; the counter read (\d+)$");
+    let (seen_first, seen_last): (u64, u64) = (first[2].parse().unwrap(), last[2].parse().unwrap());
+    // Each task reports under its own name (the notes' copy says task2 twice).
+    assert_ne!(first[1], last[1]);
+    // The last to finish saw every increment; the first saw at least its own
+    // 10,000,000 and not all of the other's.
+    assert_eq!(seen_last, TOTAL);
+    assert!(
+        (TOTAL / 2..TOTAL).contains(&seen_first),
+        "the first task read {seen_first}"
+    );
+    // Which task finishes first, and what it read, vary from run to run.
+    run.redact(
+        &first[0],
+        "[task1 or task2] finished first; the counter read [BETWEEN 10000000 AND 20000000]",
+    );
+    run.redact(
+        &last[0],
+        "[the other] finished last; the counter read 20000000",
+    );
+    let transcript = run.finish();
+    assert!(
+        transcript.text.contains("total: 20000000 (2 x 10000000)"),
+        "{}",
+        transcript.text
+    );
+    transcript.assert_snapshot("run");
+}
+
+#[test]
+fn lock_counter_rejects_a_bad_count() {
+    let transcript = listing("lock-counter")
+        .args(["--count", "0"])
+        .spawn()
+        .finish();
+    assert_eq!(transcript.status.code(), Some(2), "{}", transcript.text);
+    transcript.assert_snapshot("bad-count");
+}
+
+#[test]
+fn lock_counter_without_a_lock_does_not_compile() {
+    let transcript = compile_error("listings/06-mutex/lock-counter/does-not-compile/unlocked.rs");
+    assert!(
+        transcript.text.contains("error[E0594]"),
+        "{}",
+        transcript.text
+    );
+    transcript.assert_snapshot("does-not-compile");
+}
+
+#[test]
+fn lost_updates_only_when_load_and_store_are_separate() {
+    let mut run = listing("lost-updates").spawn();
+    let racy = run.wait_for_line(r"^load, then store: (\d+) \((\d+) updates lost\)$");
+    let total: u64 = racy[1].parse().unwrap();
+    let lost: u64 = racy[2].parse().unwrap();
+    // What the book states: updates can be lost, never invented.
+    assert!(total <= TOTAL, "{total}");
+    assert_eq!(total + lost, TOTAL);
+    // The phrase ends before the ")": a redaction must end at a word's end.
+    run.redact(
+        &format!("load, then store: {total} ({lost}"),
+        "load, then store: [AT MOST 20000000] ([THE REST]",
+    );
+    let transcript = run.finish();
+    assert!(
+        transcript
+            .text
+            .contains("fetch_add:        20000000 (0 updates lost)"),
+        "{}",
+        transcript.text
+    );
+    transcript.assert_snapshot("run");
+}
+
+#[test]
+fn lost_updates_rejects_a_bad_count() {
+    let transcript = listing("lost-updates")
+        .args(["--count", "many"])
+        .spawn()
+        .finish();
+    assert_eq!(transcript.status.code(), Some(2), "{}", transcript.text);
+    transcript.assert_snapshot("bad-count");
+}
+
+#[test]
+fn poisoned_lock_reports_the_panic_and_recovers() {
+    let transcript = listing("poisoned-lock").spawn().finish();
+    let text = &transcript.text;
+    assert!(transcript.status.success(), "{text}");
+    assert!(text.contains("lock(): Err(poisoned lock"), "{text}");
+    assert!(
+        text.contains("into_inner(): Tallies { requests: 1, replies: 0 }"),
+        "{text}"
+    );
+    assert!(
+        text.contains("after clear_poison(), lock() is Ok: true"),
+        "{text}"
+    );
+    transcript.assert_snapshot("run");
+}
+
+#[test]
+fn try_lock_would_block_while_any_thread_holds_it() {
+    let transcript = listing("try-lock").spawn().finish();
+    let text = &transcript.text;
+    assert!(transcript.status.success(), "{text}");
+    let answers: Vec<&str> = text
+        .lines()
+        .map(|l| l.rsplit(' ').next().unwrap())
+        .collect();
+    assert_eq!(
+        answers,
+        [
+            "Err(WouldBlock)",
+            "Ok(guard)",
+            "Err(WouldBlock)",
+            "Ok(guard)"
+        ],
+        "{text}"
+    );
+    transcript.assert_snapshot("run");
+}
+
+/// The ways' lines of a counter-speed run: name, total, ratio.
+fn ways(text: &str) -> Vec<(String, u64, f64)> {
+    text.lines()
+        .filter(|line| line.contains(" total "))
+        .map(|line| {
+            let (way, rest) = line.trim().split_once(" total ").unwrap();
+            let mut fields = rest.split(", ");
+            let total = fields.next().unwrap().parse().unwrap();
+            let ratio = fields
+                .nth(1)
+                .unwrap()
+                .trim_end_matches('x')
+                .parse()
+                .unwrap();
+            (way.trim().to_string(), total, ratio)
+        })
+        .collect()
+}
+
+#[test]
+fn counter_speed_without_python_times_the_rust_ways() {
+    let transcript = listing("counter-speed")
+        .args(["--python", "/nonexistent/python3"])
+        .spawn()
+        .finish();
+    let text = &transcript.text;
+    assert!(transcript.status.success(), "{text}");
+    let ways = ways(text);
+    assert_eq!(ways.len(), 3, "{text}");
+    assert!(ways.iter().all(|&(_, total, _)| total == TOTAL), "{text}");
+    assert!(
+        text.contains("/nonexistent/python3 not found, skipped"),
+        "{text}"
+    );
+    transcript.assert_snapshot("no-python");
+}
+
+#[test]
+fn counter_speed_with_python_on_this_machine() {
+    let python = std::process::Command::new("python3")
+        .arg("--version")
+        .output();
+    if !python.is_ok_and(|output| output.status.success()) {
+        eprintln!("python3 is not installed: the comparison with Python is skipped");
+        return;
+    }
+    let transcript = listing("counter-speed").spawn().finish();
+    let text = &transcript.text;
+    assert!(transcript.status.success(), "{text}");
+    let ways = ways(text);
+    assert_eq!(ways.len(), 4, "{text}");
+    // Every way counts every increment, Python's too.
+    assert!(ways.iter().all(|&(_, total, _)| total == TOTAL), "{text}");
+    // What the chapter says of the figures: counting per thread is the
+    // fastest, and Python's lock is the slowest.
+    assert_eq!(ways[0].2, 1.0, "{text}");
+    assert!(
+        ways.iter().all(|&(_, _, ratio)| ratio <= ways[3].2),
+        "{text}"
+    );
+    transcript.assert_snapshot("with-python");
+    transcript.record_measurement("with-python");
+}
+
+#[test]
+fn counter_speed_rejects_a_bad_count() {
+    let transcript = listing("counter-speed")
+        .args(["--count", "0"])
+        .spawn()
+        .finish();
+    assert_eq!(transcript.status.code(), Some(2), "{}", transcript.text);
+    transcript.assert_snapshot("bad-count");
+}
