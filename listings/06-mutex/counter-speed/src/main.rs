@@ -1,7 +1,8 @@
 //! S5.1: the notes' lock counter, measured. The same 2 x 10,000,000
 //! increments three ways: under a Mutex, as atomic fetch_add, and counted
 //! per thread and merged at the end; and, if python3 is there, the notes'
-//! Python program (corrected) in the same run. Ratios against the fastest.
+//! Python program (corrected) in the same run, on two cores and on one.
+//! Ratios of the time per increment, against the fastest.
 
 use std::hint::black_box;
 use std::io::ErrorKind;
@@ -24,6 +25,10 @@ struct Args {
     /// The Python interpreter that runs the notes' program.
     #[arg(long, default_value = "python3")]
     python: String,
+    /// How many times each Python thread adds 1 (Python is far slower).
+    #[arg(long, default_value_t = 1_000_000)]
+    #[arg(value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    python_count: u64,
 }
 
 fn main() -> ExitCode {
@@ -37,22 +42,31 @@ fn main() -> ExitCode {
 }
 
 // ANCHOR: ways
-/// Runs `add` on two threads that start together; returns what it took.
+/// Runs `add` on two threads that start together; returns the time from
+/// the first one's start to the last one's end.
 fn two_threads(add: impl Fn() + Sync) -> Duration {
-    let start = Barrier::new(3);
-    thread::scope(|s| {
-        for _ in 0..2 {
-            s.spawn(|| {
-                start.wait();
-                add();
-            });
-        }
-        start.wait();
-        let started = Instant::now();
-        // Leaving the scope joins both threads.
-        started
-    })
-    .elapsed()
+    let start = Barrier::new(2);
+    let spans: Vec<(Instant, Instant)> = thread::scope(|s| {
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                s.spawn(|| {
+                    start.wait();
+                    let began = Instant::now();
+                    add();
+                    (began, Instant::now())
+                })
+            })
+            .collect();
+        // Each thread times itself: the main thread may be descheduled at
+        // any moment, and a clock read there could miss most of the work.
+        threads
+            .into_iter()
+            .map(|t| t.join().expect("an adding thread panicked"))
+            .collect()
+    });
+    let began = spans.iter().map(|&(began, _)| began).min();
+    let ended = spans.iter().map(|&(_, ended)| ended).max();
+    ended.expect("two threads") - began.expect("two threads")
 }
 
 fn with_mutex(count: u64) -> (u64, Duration) {
@@ -93,9 +107,13 @@ fn per_thread(count: u64) -> (u64, Duration) {
 
 // ANCHOR: python
 /// The notes' program, with task1 printing its own name (the notes' copy
-/// says "task2" in both), and the count from the command line.
+/// says "task2" in both), the count from the command line, and, when asked,
+/// all its threads kept on one core.
 const NOTES_PROGRAM: &str = r#"
-import sys, threading
+import os, sys, threading
+
+if sys.argv[2:] == ["one-core"]:
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
 g_num = 0
 
@@ -125,10 +143,14 @@ t2.start()
 
 /// Runs the notes' program; its total is the larger number it prints (the
 /// task that finishes last saw every increment). None: no interpreter.
-fn with_python(python: &str, count: u64) -> Result<Option<(u64, Duration)>> {
+fn with_python(
+    python: &str,
+    count: u64,
+    cores: &str,
+) -> Result<Option<(u64, Duration)>> {
     let started = Instant::now();
     let output = match Command::new(python)
-        .args(["-c", NOTES_PROGRAM, &count.to_string()])
+        .args(["-c", NOTES_PROGRAM, &count.to_string(), cores])
         .output()
     {
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
@@ -143,9 +165,16 @@ fn with_python(python: &str, count: u64) -> Result<Option<(u64, Duration)>> {
         );
     }
     let printed = String::from_utf8_lossy(&output.stdout);
+    // Both tasks print at about the same time, and Python writes a line's
+    // text and its newline separately: the two lines can come out mixed, as
+    // "task1:1998708task2:2000000\n\n". So each count is read after its label.
     let total = printed
-        .lines()
-        .filter_map(|line| line.split_once(':')?.1.trim().parse::<u64>().ok())
+        .split("task")
+        .filter_map(|part| part.split_once(':'))
+        .filter_map(|(_, rest)| {
+            let digits = rest.split(|c: char| !c.is_ascii_digit()).next()?;
+            digits.parse::<u64>().ok()
+        })
         .max()
         .ok_or_else(|| anyhow!("{python} printed no count: {printed:?}"))?;
     Ok(Some((total, took)))
@@ -166,27 +195,50 @@ fn run(args: Args) -> Result<()> {
         let fastest = runs.iter().map(|&(_, took)| took).min();
         Ok((total, fastest.expect("three runs")))
     };
-    let mut results = vec![
+    let rust = [
         ("per-thread counts, merged", best(per_thread)?),
         ("atomic fetch_add", best(with_fetch_add)?),
         ("Mutex", best(with_mutex)?),
     ];
-    let python = with_python(&args.python, count)?;
-    if let Some(measured) = python {
-        results.push(("Python, the notes' program", measured));
-    }
-    let fastest = results.iter().map(|(_, (_, took))| *took).min();
-    let fastest = fastest.expect("at least one way").as_secs_f64();
+    let mut results: Vec<_> = rust.map(|(way, run)| (way, run, count)).into();
+    let (python, pythons) = (&args.python, args.python_count);
+    let python_ran = match with_python(python, pythons, "two-cores")? {
+        Some(two_cores) => {
+            let one_core = with_python(python, pythons, "one-core")?
+                .context("python3 went away")?;
+            results.push(("Python, the notes' program", two_cores, pythons));
+            results.push(("Python, on one core", one_core, pythons));
+            true
+        }
+        None => false,
+    };
+    // Python adds fewer times: compare the time of one increment.
+    let per_1000 = |took: Duration, count: u64| {
+        Duration::from_secs_f64(
+            took.as_secs_f64() * 1000.0 / (2 * count) as f64,
+        )
+    };
+    let fastest = results
+        .iter()
+        .map(|&(_, (_, took), count)| per_1000(took, count))
+        .min()
+        .expect("at least one way");
 
     println!(
-        "2 threads x {count} increments (Rust: optimized, best of 3 runs)"
+        "2 threads x {count} increments in Rust (optimized, best of 3 runs)"
     );
-    for (way, (total, took)) in &results {
-        let ratio = took.as_secs_f64() / fastest;
-        println!("  {way:<27} total {total}, {took:.2?}, {ratio:.1}x");
+    if python_ran {
+        println!("2 threads x {pythons} increments in Python (one run)");
     }
-    if python.is_none() {
-        println!("  {} not found, skipped", args.python);
+    for (way, (total, took), count) in results {
+        let each = per_1000(took, count);
+        let ratio = each.as_secs_f64() / fastest.as_secs_f64();
+        println!(
+            "  {way:<27} total {total}, {took:.2?}, {each:.2?} per 1,000, {ratio:.1}x"
+        );
+    }
+    if !python_ran {
+        println!("  {python} not found, skipped");
     }
     Ok(())
 }

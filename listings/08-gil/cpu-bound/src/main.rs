@@ -34,7 +34,7 @@ struct Args {
     #[arg(long, default_value = "python3")]
     python: String,
     /// Steps in one chunk for Python, which is about 100x slower per step.
-    #[arg(long, default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 120_000, value_parser = clap::value_parser!(u64).range(1..))]
     python_steps: u64,
 }
 
