@@ -132,6 +132,7 @@ fn round_in_child(args: &[String]) -> Result<()> {
         "tokio" => on_tokio,
         other => bail!("no way called {other:?}"),
     };
+    no_core_dump();
     let started = Instant::now();
     match way(tasks, wait) {
         Ok(()) => {
@@ -141,6 +142,19 @@ fn round_in_child(args: &[String]) -> Result<()> {
         Err(e) => println!("failed {e:#}"),
     }
     Ok(())
+}
+
+/// A round that runs out of memory maps may abort, and a process that
+/// aborts may leave a core file in the working directory: for a process
+/// with thousands of threads, a large one that nobody wants.
+fn no_core_dump() {
+    let none = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: setrlimit only reads the struct passed by reference, which
+    // lives across the call, and changes a limit of this process alone.
+    unsafe { libc::setrlimit(libc::RLIMIT_CORE, &none) };
 }
 
 // ANCHOR: round
