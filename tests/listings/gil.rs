@@ -5,6 +5,7 @@
 //! the figures; the chapter shows a recorded run with its figures and its machine.
 
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use crate::harness::listing;
 
@@ -73,7 +74,12 @@ fn cpu_bound_rejects_zero_workers() {
 
 #[test]
 fn io_bound_waits_three_ways_at_three_sizes() {
-    let mut transcript = listing("io-bound").spawn().finish();
+    // Ten seconds of it are the 100 waits one after another; the rest can take long on a
+    // machine loaded by the other tests.
+    let mut transcript = listing("io-bound")
+        .budget(Duration::from_secs(120))
+        .spawn()
+        .finish();
     let text = transcript.text.clone();
     assert!(transcript.status.success(), "{text}");
     // No task can end before its 100 ms wait: every round that finished took at least the

@@ -19,6 +19,7 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 pub struct Listing {
     name: String,
     args: Vec<String>,
+    budget: Duration,
 }
 
 /// Starts describing a run of the listing crate `name` (its package and binary name).
@@ -26,12 +27,20 @@ pub fn listing(name: &str) -> Listing {
     Listing {
         name: name.to_string(),
         args: Vec::new(),
+        budget: TIMEOUT,
     }
 }
 
 impl Listing {
     pub fn args<I: IntoIterator<Item = S>, S: ToString>(mut self, args: I) -> Self {
         self.args.extend(args.into_iter().map(|a| a.to_string()));
+        self
+    }
+
+    /// Gives the run more than the usual 60 seconds in all: for a listing that measures, and
+    /// whose own waits (a 10-second round, say) make it long by design.
+    pub fn budget(mut self, budget: Duration) -> Self {
+        self.budget = budget;
         self
     }
 
@@ -63,6 +72,7 @@ impl Listing {
             screen,
             reader: Some(reader),
             started: Instant::now(),
+            budget: self.budget,
             command_line,
             redactions: Vec::new(),
             typed_up_to: 0,
@@ -121,6 +131,7 @@ pub struct Run {
     screen: Arc<Screen>,
     reader: Option<JoinHandle<()>>,
     started: Instant,
+    budget: Duration,
     command_line: String,
     redactions: Vec<(Regex, String)>,
     /// Screen length after the last typed line: a prompt must appear after it.
@@ -232,7 +243,7 @@ impl Run {
         loop {
             match self.child.try_wait().expect("cannot wait for the listing") {
                 Some(status) => return status,
-                None if self.started.elapsed() > TIMEOUT => {
+                None if self.started.elapsed() > self.budget => {
                     self.fail("gave up waiting for the listing to exit")
                 }
                 None => std::thread::sleep(Duration::from_millis(1)),
@@ -262,7 +273,7 @@ impl Run {
     fn wait_for(&self, what: &str, done: impl Fn(&Output) -> bool) -> MutexGuard<'_, Output> {
         let mut output = self.screen.lock();
         while !done(&output) {
-            let left = TIMEOUT.saturating_sub(self.started.elapsed());
+            let left = self.budget.saturating_sub(self.started.elapsed());
             if left.is_zero() {
                 drop(output);
                 self.fail(&format!("gave up waiting for {what}"));
