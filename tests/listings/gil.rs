@@ -36,16 +36,22 @@ fn cpu_bound_runs_four_ways_and_python_agrees() {
         eprintln!("python3 is not on this machine: the Python comparison is not checked");
         return;
     }
-    let mut transcript = listing("cpu-bound").spawn().finish();
+    let mut transcript = listing("cpu-bound")
+        .budget(Duration::from_secs(180))
+        .measuring()
+        .spawn()
+        .finish();
     let text = transcript.text.clone();
     assert!(transcript.status.success(), "{text}");
     // The listing compares the checksums itself and fails if any way, or Python, disagrees;
     // the snapshot pins the value.
     assert!(text.contains("all four got checksum 0x"), "{text}");
     assert!(text.contains("Python got checksum 0x"), "{text}");
-    for way in ["threads", "processes", "rayon"] {
-        assert!(figure(&text, way, "x,") > 0.0, "{text}");
-    }
+    // The GIL in figures, with a margin for a busy machine: CPython's threads are no
+    // faster than its one thread. (A free-threaded Python would say "without the GIL".)
+    let (_, python) = text.split_once("(Python 3").expect("a Python section");
+    assert!(python.contains(", with the GIL)"), "{text}");
+    assert!(figure(python, "threads", "x,") < 1.5, "{text}");
     transcript.redact_matches(r"\(Python 3\.[0-9.]+\)", "([PYTHON VERSION])");
     transcript.assert_snapshot("this-machine");
     transcript.record_measurement("this-machine");
@@ -78,6 +84,7 @@ fn io_bound_waits_three_ways_at_three_sizes() {
     // machine loaded by the other tests.
     let mut transcript = listing("io-bound")
         .budget(Duration::from_secs(120))
+        .measuring()
         .spawn()
         .finish();
     let text = transcript.text.clone();
@@ -93,10 +100,17 @@ fn io_bound_waits_three_ways_at_three_sizes() {
         );
     }
     assert!(figure(&text, "100  one-by-one", "x ") >= 100.0, "{text}");
+    // What the chapter says, with a wide margin for a busy machine: 100 threads and 100
+    // tasks finish near the floor (against 100x one by one), and 100,000 tasks well
+    // within 100 times it.
+    assert!(figure(&text, "100  threads", "x ") < 10.0, "{text}");
+    assert!(figure(&text, "100  tokio", "x ") < 10.0, "{text}");
+    assert!(figure(&text, "100,000  tokio", "x ") < 100.0, "{text}");
     // Tokio holds 100,000 waiting tasks; 100,000 threads do not fit in one process here
     // (vm.max_map_count 65,530, four maps a thread). The child either gets an error from
     // spawn or is aborted by std when a new thread cannot map its signal stack.
-    assert!(text.contains("100,000  tokio"), "{text}");
+    // This expects Debian's default limit (65,530): where vm.max_map_count allows 400,000
+    // maps or more, 100,000 threads fit, and this test and its snapshot need another case.
     assert!(
         text.contains("100,000  threads    failed: more than "),
         "100,000 threads ran here after all:\n{text}"

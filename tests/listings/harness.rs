@@ -20,6 +20,7 @@ pub struct Listing {
     name: String,
     args: Vec<String>,
     budget: Duration,
+    measuring: bool,
 }
 
 /// Starts describing a run of the listing crate `name` (its package and binary name).
@@ -28,6 +29,7 @@ pub fn listing(name: &str) -> Listing {
         name: name.to_string(),
         args: Vec::new(),
         budget: TIMEOUT,
+        measuring: false,
     }
 }
 
@@ -44,10 +46,23 @@ impl Listing {
         self
     }
 
+    /// Marks a run whose figures the book records: while `BOOK_MEASURE=1` records them, such
+    /// runs take turns, so that no measuring listing loads the machine another one measures.
+    pub fn measuring(mut self) -> Self {
+        self.measuring = true;
+        self
+    }
+
     /// Starts the listing with stdin, stdout and stderr on pipes. Stdout and stderr share one
     /// pipe, so the transcript has them in the order the program wrote them, as a terminal would.
     pub fn spawn(self) -> Run {
         let binary = binary(&self.name);
+        static MEASURING: Mutex<()> = Mutex::new(());
+        let turn = (self.measuring && recording()).then(|| {
+            MEASURING
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+        });
         let (reader, writer) = std::io::pipe().expect("cannot create a pipe");
         let mut child = Command::new(&binary)
             .args(&self.args)
@@ -73,6 +88,8 @@ impl Listing {
             reader: Some(reader),
             started: Instant::now(),
             budget: self.budget,
+            _turn: turn,
+            measuring: self.measuring,
             command_line,
             redactions: Vec::new(),
             typed_up_to: 0,
@@ -120,6 +137,7 @@ pub fn compile_error(snippet: &str) -> Transcript {
         status: output.status,
         elapsed: started.elapsed(),
         redactions: Vec::new(),
+        measuring: false,
     }
 }
 
@@ -132,6 +150,9 @@ pub struct Run {
     reader: Option<JoinHandle<()>>,
     started: Instant,
     budget: Duration,
+    /// Held while a measuring run records its figures.
+    _turn: Option<MutexGuard<'static, ()>>,
+    measuring: bool,
     command_line: String,
     redactions: Vec<(Regex, String)>,
     /// Screen length after the last typed line: a prompt must appear after it.
@@ -228,6 +249,7 @@ impl Run {
             status,
             elapsed: self.started.elapsed(),
             redactions: std::mem::take(&mut self.redactions),
+            measuring: self.measuring,
         };
         assert!(
             !transcript.text.contains("panicked at"),
@@ -373,6 +395,7 @@ pub struct Transcript {
     /// From `spawn` to the exit: a test of a timeout checks that it was short.
     pub elapsed: Duration,
     redactions: Vec<(Regex, String)>,
+    measuring: bool,
 }
 
 impl Transcript {
@@ -419,9 +442,14 @@ impl Transcript {
     /// `tests/measurements/<listing>__<scenario>.txt`, which a chapter includes; otherwise
     /// checks that the file is there. The snapshot, redacted, is still checked on every run.
     pub fn record_measurement(&self, scenario: &str) {
+        assert!(
+            self.measuring,
+            "{}: a run whose figures are recorded starts with `listing(..).measuring()`",
+            self.name
+        );
         let dir = workspace_root().join("tests/measurements");
         let path = dir.join(format!("{}__{scenario}.txt", self.name));
-        if std::env::var_os("BOOK_MEASURE").is_some_and(|v| v == "1") {
+        if recording() {
             let root = workspace_root().display().to_string();
             let text = format!("{}\n{}", self.command_line, self.text).replace(&root, "[ROOT]");
             let text = redact_ephemeral_ports(&text);
@@ -446,6 +474,11 @@ impl Transcript {
             );
         }
     }
+}
+
+/// `BOOK_MEASURE=1`: measuring listings write their figures for the book.
+fn recording() -> bool {
+    std::env::var_os("BOOK_MEASURE").is_some_and(|v| v == "1")
 }
 
 /// This machine, as a measurement names it: processor, cores, memory, kernel, date.

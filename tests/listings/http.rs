@@ -365,6 +365,7 @@ fn http_many_runs_100_requests_at_once_both_ways() {
     let server = Server::start();
     let transcript = listing("http-many")
         .args([server.url("/delay")])
+        .measuring()
         .spawn()
         .finish();
     assert!(transcript.status.success(), "{}", transcript.text);

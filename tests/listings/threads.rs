@@ -101,6 +101,7 @@ fn worker_pids(text: &str) -> Vec<u32> {
 fn process_pool_reuses_three_workers_in_waves() {
     let transcript = listing("process-pool")
         .args(["--sleep-ms", "200"])
+        .measuring()
         .spawn()
         .finish();
     let text = &transcript.text;
@@ -190,7 +191,7 @@ fn process_pool_leaves_no_worker_running_when_interrupted() {
 
 #[test]
 fn threads_vs_processes_measures_start_memory_and_crashes() {
-    let transcript = listing("threads-vs-processes").spawn().finish();
+    let transcript = listing("threads-vs-processes").measuring().spawn().finish();
     let text = &transcript.text;
     assert!(transcript.status.success(), "{text}");
     // What the chapter claims from these figures: a process costs more to start and more

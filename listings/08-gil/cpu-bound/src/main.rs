@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use clap::Parser;
+use rayon::ThreadPoolBuilder;
 use rayon::prelude::*;
 
 /// Times one CPU-bound computation done four ways, against this machine's
@@ -22,7 +23,7 @@ struct Args {
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     chunks: u64,
     /// Steps of computation in one chunk.
-    #[arg(long, default_value_t = 4_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 4_000_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
     steps: u64,
     /// Threads or processes to share the chunks [default: the cores available].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=64))]
@@ -33,8 +34,8 @@ struct Args {
     /// The Python to time the notes' way with.
     #[arg(long, default_value = "python3")]
     python: String,
-    /// Steps in one chunk for Python, which is about 100x slower per step.
-    #[arg(long, default_value_t = 120_000, value_parser = clap::value_parser!(u64).range(1..))]
+    /// Steps in one chunk for Python, which is far slower per step.
+    #[arg(long, default_value_t = 120_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
     python_steps: u64,
 }
 
@@ -60,7 +61,8 @@ fn main() -> ExitCode {
 /// stepped `steps` times. Each step needs the one before, so neither the
 /// compiler nor the processor can skip steps or run them side by side.
 fn chunk(seed: u64, steps: u64) -> u64 {
-    let mut x = seed.wrapping_add(0x9e37_79b9_7f4a_7c15); // never 0
+    // 0 is xorshift's fixed point: the offset keeps small seeds far from it.
+    let mut x = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
     for _ in 0..steps {
         x ^= x << 13;
         x ^= x >> 7;
@@ -126,20 +128,27 @@ fn processes(chunks: u64, steps: u64, workers: u64) -> Result<u64> {
         }
         anyhow::Ok(total)
     })();
-    // Every child is waited for, also when one failed.
-    for mut child in children {
-        let status = child.wait()?;
+    // Every child is waited for, also when one failed or could not be read.
+    let statuses: Vec<_> = children.iter_mut().map(Child::wait).collect();
+    for status in statuses {
+        let status = status.context("cannot wait for a worker process")?;
         ensure!(status.success(), "a worker process failed: {status}");
     }
     collected
 }
 
-fn with_rayon(chunks: u64, steps: u64, _workers: u64) -> Result<u64> {
-    // rayon's pool has one thread per core; it splits the range itself.
-    Ok((0..chunks)
-        .into_par_iter()
-        .map(|seed| chunk(seed, steps))
-        .reduce(|| 0, u64::wrapping_add))
+fn with_rayon(chunks: u64, steps: u64, workers: u64) -> Result<u64> {
+    // rayon's global pool has one thread per core; this one has `workers`,
+    // like the other ways. rayon splits the range among them itself.
+    let pool = ThreadPoolBuilder::new()
+        .num_threads(workers as usize)
+        .build()?;
+    Ok(pool.install(|| {
+        (0..chunks)
+            .into_par_iter()
+            .map(|seed| chunk(seed, steps))
+            .reduce(|| 0, u64::wrapping_add)
+    }))
 }
 // ANCHOR_END: ways
 
@@ -231,7 +240,11 @@ fn run(a: Args) -> Result<()> {
     let cores = thread::available_parallelism().map_or(1, |n| n.get() as u64);
     let workers = a.workers.unwrap_or(cores);
     println!("cores available: {cores}; workers: {workers}");
-    println!("each way runs {} times; the fastest run counts", a.rounds);
+    let runs = match a.rounds {
+        1 => "once".to_string(),
+        n => format!("{n} times"),
+    };
+    println!("each way runs {runs}; the fastest run counts");
     println!(
         "the work: {} chunks of {} steps of xorshift",
         a.chunks, a.steps
@@ -263,7 +276,7 @@ fn run(a: Args) -> Result<()> {
     println!("all four got checksum {:#018x}", checksums[0]);
     let rust_1000 =
         per_1000_steps(baseline.unwrap_or_default(), a.chunks * a.steps);
-    python(&a, workers, ceiling, rust_1000)
+    python(&a, workers, per_worker, rust_1000)
 }
 
 // ANCHOR: python
@@ -271,9 +284,12 @@ fn run(a: Args) -> Result<()> {
 fn python(
     a: &Args,
     workers: u64,
-    ceiling: f64,
+    per_worker: u64,
     rust_1000: Duration,
 ) -> Result<()> {
+    // The machine may be busier or quieter now than when the ceiling was
+    // measured: measure it again for Python's figures.
+    let ceiling = ceiling(workers, per_worker, a.rounds)?;
     let numbers =
         [a.chunks, a.python_steps, workers, a.rounds].map(|n| n.to_string());
     let output = match Command::new(&a.python)
@@ -298,23 +314,28 @@ fn python(
         a.python,
         String::from_utf8_lossy(&output.stderr).trim()
     );
-    let version = Command::new(&a.python).arg("--version").output()?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let mut lines = stdout.lines();
+    let first = lines.next().unwrap_or_default();
+    let words: Vec<&str> = first.split(' ').collect();
+    let ["python", version, gil] = words[..] else {
+        bail!("unexpected first line from Python: {first:?}");
+    };
     println!(
-        "{} ({}), {} chunks of {} steps:",
-        a.python,
-        String::from_utf8_lossy(&version.stdout).trim(),
-        a.chunks,
-        a.python_steps
+        "{} (Python {version}, {gil} the GIL), {} chunks of {} steps:",
+        a.python, a.chunks, a.python_steps
     );
+    println!("  ceiling just before: {ceiling:.2}x");
     let expected = sequential(a.chunks, a.python_steps, 1)?;
     let mut baseline = None;
     let mut python_1000 = Duration::ZERO;
-    for line in String::from_utf8_lossy(&output.stdout).lines() {
+    for line in lines {
         let fields: Vec<&str> = line.split(' ').collect();
         let [name, seconds, checksum] = fields[..] else {
             bail!("unexpected line from Python: {line:?}");
         };
-        let took = Duration::from_secs_f64(seconds.parse()?);
+        let seconds = seconds.parse().context("a time from Python")?;
+        let took = Duration::from_secs_f64(seconds);
         let base = *baseline.get_or_insert(took);
         if python_1000.is_zero() {
             python_1000 = per_1000_steps(took, a.chunks * a.python_steps);
@@ -330,7 +351,10 @@ fn python(
             "Python's checksum {checksum} is not {expected:#018x}"
         );
     }
-    println!("Python got checksum {expected:#018x} too");
+    println!(
+        "Python got checksum {expected:#018x}, as Rust does for {} steps a chunk",
+        a.python_steps
+    );
     let ratio = python_1000.as_secs_f64() / rust_1000.as_secs_f64();
     println!(
         "1,000 steps in one thread: Rust {rust_1000:.2?}, Python {python_1000:.2?} ({ratio:.0}x)"
@@ -392,6 +416,9 @@ def processes(chunks, steps, workers):
 
 def main():
     chunks, steps, workers, rounds = map(int, sys.argv[1:])
+    # A free-threaded build (3.13t and later) may run without the GIL.
+    gil = getattr(sys, "_is_gil_enabled", lambda: True)()
+    print("python", sys.version.split()[0], "with" if gil else "without")
     for way in (sequential, threads, processes):
         best, checksum = None, None
         for _ in range(rounds):

@@ -1,4 +1,4 @@
-//! S6.1: I/O-bound work, measured. Each task waits (a sleep stands for a
+//! S6.1, S6.2: I/O-bound work, measured. Each task waits (a sleep stands for a
 //! reply that takes 100 ms to come), and the tasks run one after another,
 //! each on a thread of its own, and as tokio tasks: 100, 10,000 and 100,000
 //! of them. Each round runs in a fresh child process, so the peak memory it
@@ -63,7 +63,8 @@ fn one_by_one(tasks: u64, wait: Duration) -> Result<()> {
 
 fn on_threads(tasks: u64, wait: Duration) -> Result<()> {
     // Each thread waits at the gate until all have started, so that all of
-    // them wait at once, as threads serving that many connections would.
+    // them wait at once, as threads serving that many connections would. A
+    // Barrier would need the count up front, and hang if a spawn is refused.
     let gate = Arc::new(RwLock::new(()));
     let closed = gate.write().map_err(|_| anyhow!("the gate is poisoned"))?;
     let mut handles = Vec::new();
@@ -153,7 +154,8 @@ fn no_core_dump() {
         rlim_max: 0,
     };
     // SAFETY: setrlimit only reads the struct passed by reference, which
-    // lives across the call, and changes a limit of this process alone.
+    // lives across the call, and changes a limit of this process alone. If
+    // it fails, the round runs all the same, with the system's own limit.
     unsafe { libc::setrlimit(libc::RLIMIT_CORE, &none) };
 }
 
@@ -173,8 +175,9 @@ fn round(way: &str, tasks: u64, wait: Duration) -> Result<bool> {
     if let Some(figures) = last.strip_prefix("done ") {
         let (nanos, kib) =
             figures.split_once(' ').context("a round's figures")?;
-        let took = Duration::from_nanos(nanos.parse()?);
-        let mib = kib.parse::<f64>()? / 1024.0;
+        let took =
+            Duration::from_nanos(nanos.parse().context("a round's time")?);
+        let mib = kib.parse::<f64>().context("a round's peak memory")? / 1024.0;
         let floor = took.as_secs_f64() / wait.as_secs_f64();
         let took = format!("{took:.1?}");
         println!("{tasks:>9}  {way:<11}{took:>9} {floor:>7.2}x {mib:>7.1} MiB");
@@ -186,7 +189,9 @@ fn round(way: &str, tasks: u64, wait: Duration) -> Result<bool> {
         .filter_map(|l| l.strip_prefix("started "))
         .next_back();
     let started = match started {
-        Some(n) => format!("more than {}", grouped(n.parse()?)),
+        Some(n) => {
+            format!("more than {}", grouped(n.parse().context("a count")?))
+        }
         None => "none".to_string(),
     };
     println!("{tasks:>9}  {way:<11}failed: {started} had started");
@@ -201,12 +206,19 @@ fn round(way: &str, tasks: u64, wait: Duration) -> Result<bool> {
 /// What killed a child: its signal, and the message it printed as it died.
 fn crash(status: &ExitStatus, stderr: &str) -> String {
     // A panic prints `thread '...' panicked at <file>:` and then its message.
+    // Threads that fail at the same moment can mix their lines, so the
+    // message std prints for a signal stack it cannot map is looked for first.
     let mut lines = stderr.lines();
-    let message = lines
-        .find(|l| l.contains(" panicked at "))
-        .and(lines.next());
+    let message = stderr
+        .lines()
+        .find(|l| l.contains("alternative stack"))
+        .or_else(|| {
+            lines
+                .find(|l| l.contains(" panicked at "))
+                .and(lines.next())
+        });
     let how = match status.signal() {
-        Some(6) => "the process aborted".to_string(),
+        Some(libc::SIGABRT) => "the process aborted".to_string(),
         Some(signal) => format!("killed by signal {signal}"),
         None => format!("the process ended with {status}"),
     };
@@ -236,7 +248,7 @@ fn run(a: Args) -> Result<()> {
     }
     if short_of_threads {
         let limit = std::fs::read_to_string("/proc/sys/vm/max_map_count")?;
-        let limit = grouped(limit.trim().parse()?);
+        let limit = grouped(limit.trim().parse().context("vm.max_map_count")?);
         println!(
             "memory maps a process may hold here: {limit} (vm.max_map_count)"
         );
@@ -251,7 +263,8 @@ fn peak_kib() -> Result<u64> {
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .context("no VmHWM in /proc/self/status")?;
-    Ok(line.trim().trim_end_matches(" kB").trim().parse()?)
+    let kib = line.trim().trim_end_matches(" kB").trim();
+    kib.parse().context("VmHWM in /proc/self/status")
 }
 
 /// 100000 as 100,000.
