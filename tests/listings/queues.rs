@@ -55,7 +55,9 @@ fn fifo_channel_keeps_order_and_ends_when_the_senders_are_gone() {
     assert!(waited >= Duration::from_millis(100), "{text}");
     let waited = duration_on(text, "every sender dropped: Err(Disconnected)");
     assert!(waited < Duration::from_millis(100), "{text}");
-    // The blocked send(3) returned only after main received 1; 2 and 3 follow.
+    // The order of main's lines, and FIFO for what is left. That the blocked
+    // send(3) returned only after main received 1 is the channel's promise
+    // (a full sync_channel takes nothing more); these lines cannot show it.
     assert_eq!(
         lines_starting(text, &["2 items in", "main:"]),
         [
@@ -139,14 +141,17 @@ fn blocking_queue_orders_blocks_and_times_out() {
         "{text}"
     );
     // Ordered by the barrier and the queue, whatever the scheduler does.
-    assert_eq!(
-        lines_starting(text, &["consumer:", "main:"]),
-        [
-            "consumer: calling get on an empty queue",
-            "main: put \"job-1\"",
-            "consumer: got \"job-1\"",
-        ],
+    let lines = lines_starting(text, &["consumer:", "main:"]);
+    assert_eq!(lines.len(), 3, "{text}");
+    assert_eq!(lines[0], "consumer: calling get on an empty queue");
+    assert_eq!(lines[1], "main: put \"job-1\"");
+    assert!(
+        lines[2].starts_with("consumer: got \"job-1\" after "),
+        "{text}"
     );
+    // get blocked for at least main's 100 ms before the put.
+    let waited = duration_on(text, "consumer: got");
+    assert!(waited >= Duration::from_millis(100), "{text}");
     let waited = duration_on(text, "empty queue: get_timeout returned None");
     assert!(waited >= Duration::from_millis(100), "{text}");
     transcript.assert_snapshot("run");

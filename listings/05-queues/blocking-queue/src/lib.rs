@@ -1,6 +1,7 @@
 //! S4.1-S4.3: the notes' three thread queues (FIFO, LIFO, priority) as one
 //! blocking queue: a Mutex and a Condvar around a storage that decides the
-//! order. Its tests run it under loom, which tries every interleaving.
+//! order. Its tests run it under loom, which tries every distinct
+//! interleaving of a small model.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -9,7 +10,10 @@ use std::time::{Duration, Instant};
 // ANCHOR: sync
 // Under `cargo test`, loom's Mutex and Condvar stand in for std's: same API,
 // but every lock, wait and notify is a point where loom's scheduler may
-// switch threads.
+// switch threads. loom's own convention is `cfg(loom)`, set with
+// RUSTFLAGS="--cfg loom"; `cfg(test)` lets a plain `cargo test` run the
+// models too. The price: every unit test in this crate gets loom's types,
+// so each must run inside `loom::model`.
 mod sync {
     #[cfg(test)]
     pub use loom::sync::{Condvar, Mutex, MutexGuard};
@@ -86,6 +90,11 @@ impl<S: Storage> BlockingQueue<S> {
     }
 
     pub fn put(&self, item: S::Item) {
+        // The guard is a temporary, dropped at the `;`: the lock is free
+        // before the notify, so the woken thread does not wake into a lock
+        // still held. The price: a consumer can take the item before the
+        // notify, which then wakes a `get` for nothing. `get`'s loop handles
+        // that; the `if` that loom catches (below, in the tests) does not.
         self.lock().push(item);
         // One item is work for one consumer: wake one, not all.
         self.not_empty.notify_one();
@@ -96,7 +105,9 @@ impl<S: Storage> BlockingQueue<S> {
         let mut items = self.lock();
         // A loop, not an `if`: a wait can end with no item there. Another
         // consumer may take the item between the notify and this thread
-        // getting the lock back, and a wait may end with no notify at all.
+        // getting the lock back; the notify may come late, for an item this
+        // same consumer took without waiting (`put` notifies after it
+        // unlocks); and a wait may end with no notify at all.
         loop {
             if let Some(item) = items.pop() {
                 return item;
@@ -107,7 +118,11 @@ impl<S: Storage> BlockingQueue<S> {
 
     /// Waits at most `timeout` for an item: `None` is Python's `queue.Empty`.
     pub fn get_timeout(&self, timeout: Duration) -> Option<S::Item> {
-        let deadline = Instant::now() + timeout;
+        // A deadline too far for an `Instant` (`Duration::MAX`) never comes:
+        // wait as `get` does, rather than panic on the overflow.
+        let Some(deadline) = Instant::now().checked_add(timeout) else {
+            return Some(self.get());
+        };
         let mut items = self.lock();
         loop {
             if let Some(item) = items.pop() {
@@ -145,11 +160,14 @@ mod tests {
     use loom::thread;
 
     // ANCHOR: model
+    /// A way to take one item: `BlockingQueue::get`, or a broken copy.
+    type Get<S> = fn(&BlockingQueue<S>) -> <S as Storage>::Item;
+
     /// One producer puts two items while the main thread takes two with
-    /// `get`. loom runs this once for every way the two threads can
-    /// interleave at the lock, the wait and the notify; a `get` that never
-    /// wakes up is a deadlock, which loom reports as a failure.
-    fn two_items_cross<S>(items: [S::Item; 2], get: Get<S>) -> [S::Item; 2]
+    /// `get`. loom runs this once for every distinct way the two threads
+    /// can interleave at the lock, the wait and the notify; a `get` that
+    /// never wakes up is a deadlock, which loom reports as a failure.
+    fn put_two_get_two<S>(items: [S::Item; 2], get: Get<S>) -> [S::Item; 2]
     where
         S: Storage + Send + 'static,
         S::Item: Send + 'static,
@@ -168,13 +186,11 @@ mod tests {
         got
     }
 
-    type Get<S> = fn(&BlockingQueue<S>) -> <S as Storage>::Item;
-
     #[test]
     fn fifo_gets_both_items_in_order() {
         loom::model(|| {
             let got =
-                two_items_cross::<VecDeque<_>>([1, 2], BlockingQueue::get);
+                put_two_get_two::<VecDeque<_>>([1, 2], BlockingQueue::get);
             assert_eq!(got, [1, 2]);
         });
     }
@@ -185,12 +201,12 @@ mod tests {
         // The order depends on how many items are in when a get runs,
         // which depends on the interleaving: check that nothing is lost.
         loom::model(|| {
-            let mut got = two_items_cross::<Vec<_>>([1, 2], BlockingQueue::get);
+            let mut got = put_two_get_two::<Vec<_>>([1, 2], BlockingQueue::get);
             got.sort();
             assert_eq!(got, [1, 2]);
         });
         loom::model(|| {
-            let mut got = two_items_cross::<BinaryHeap<Reverse<_>>>(
+            let mut got = put_two_get_two::<BinaryHeap<Reverse<_>>>(
                 [2, 1],
                 BlockingQueue::get,
             );
@@ -223,17 +239,23 @@ mod tests {
 
     #[test]
     fn get_timeout_takes_an_item_that_arrives() {
-        // loom's wait_timeout never times out: it checks only that a
-        // put wakes get_timeout, never the timeout itself.
-        loom::model(|| {
-            let queue = Arc::new(FifoQueue::new());
-            let producer = {
-                let queue = Arc::clone(&queue);
-                thread::spawn(move || queue.put("job"))
-            };
-            assert_eq!(queue.get_timeout(Duration::from_secs(1)), Some("job"));
-            producer.join().unwrap();
-        });
+        // loom's wait_timeout never times out: this checks only that a put
+        // wakes get_timeout. The deadline is on the real clock, so it must
+        // be one no execution can reach (a loaded machine can take 1 s):
+        // a century goes through the deadline loop; `Duration::MAX`
+        // overflows an `Instant`, so get_timeout waits as `get` does.
+        const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+        for timeout in [CENTURY, Duration::MAX] {
+            loom::model(move || {
+                let queue = Arc::new(FifoQueue::new());
+                let producer = {
+                    let queue = Arc::clone(&queue);
+                    thread::spawn(move || queue.put("job"))
+                };
+                assert_eq!(queue.get_timeout(timeout), Some("job"));
+                producer.join().unwrap();
+            });
+        }
     }
 
     // ANCHOR: broken
@@ -244,7 +266,7 @@ mod tests {
         if let Some(item) = items.pop() {
             return item;
         }
-        items = queue.not_empty.wait(items).unwrap();
+        items = queue.not_empty.wait(items).expect(POISONED);
         items.pop().expect("woken, so an item is there")
     }
 
@@ -254,7 +276,7 @@ mod tests {
     #[should_panic(expected = "woken, so an item is there")]
     fn an_if_instead_of_the_loop_is_caught() {
         loom::model(|| {
-            two_items_cross::<VecDeque<u32>>([1, 2], get_with_if);
+            put_two_get_two::<VecDeque<u32>>([1, 2], get_with_if);
         });
     }
     // ANCHOR_END: broken

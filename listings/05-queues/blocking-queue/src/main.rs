@@ -82,20 +82,26 @@ fn priority() {
 // ANCHOR_END: priority
 
 // ANCHOR: blocked
+/// How long main waits before it puts: the least time that `get` blocks.
+const PUT_AFTER: Duration = Duration::from_millis(100);
+
 fn blocked_get() {
     let queue = FifoQueue::new();
     let consumer_ready = Barrier::new(2);
     thread::scope(|s| {
         s.spawn(|| {
             println!("consumer: calling get on an empty queue");
+            // Started before the barrier, so before main's sleep: the time
+            // shown is at least PUT_AFTER, however the threads are scheduled.
+            let started = Instant::now();
             consumer_ready.wait();
             let item = queue.get();
-            println!("consumer: got {item:?}");
+            println!("consumer: got {item:?} after {:?}", started.elapsed());
         });
         consumer_ready.wait();
-        // Only to make the wait long enough to see: the barrier and the
-        // queue decide the order of the lines, not this sleep.
-        thread::sleep(Duration::from_millis(50));
+        // The barrier and the queue decide the order of the lines; this
+        // sleep only decides how long `get` blocks.
+        thread::sleep(PUT_AFTER);
         println!("main: put \"job-1\"");
         queue.put("job-1");
     });

@@ -85,6 +85,9 @@ fn share(workers: u32, jobs: u32, capacity: u32) -> Result<()> {
 
 // ANCHOR: full
 fn full(capacity: u32, wait: Duration) -> Result<()> {
+    // `_rx`, not `_`: a named binding lives to the end of the function.
+    // With `_` the receiver would be dropped at once, and send_timeout would
+    // fail with Disconnected, not wait and time out.
     let (tx, _rx) = bounded(capacity as usize);
     for job in 1..=capacity {
         tx.try_send(job)?;

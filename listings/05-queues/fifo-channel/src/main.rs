@@ -42,7 +42,7 @@ fn main() -> ExitCode {
 fn run(args: Args) -> Result<()> {
     drain(args.pages)?;
     timeout(Duration::from_millis(args.wait_ms));
-    bounded(args.capacity)
+    backpressure(args.capacity)
 }
 
 // ANCHOR: job
@@ -109,8 +109,8 @@ fn timeout(wait: Duration) {
 }
 // ANCHOR_END: timeout
 
-// ANCHOR: bounded
-fn bounded(capacity: u32) -> Result<()> {
+// ANCHOR: backpressure
+fn backpressure(capacity: u32) -> Result<()> {
     let (tx, rx) = mpsc::sync_channel(capacity as usize);
     for n in 1..=capacity {
         tx.try_send(n)?;
@@ -141,4 +141,4 @@ fn bounded(capacity: u32) -> Result<()> {
     println!("main: the rest, in order: {rest:?}");
     Ok(())
 }
-// ANCHOR_END: bounded
+// ANCHOR_END: backpressure
