@@ -13,16 +13,17 @@ fn lock_counter_reaches_exactly_twice_the_count() {
     // Each task reports under its own name (the notes' copy says task2 twice).
     assert_ne!(first[1], last[1]);
     // The last to finish saw every increment; the first saw at least its own
-    // 10,000,000 and not all of the other's.
+    // 10,000,000, and may have seen all of the other's too: it can be
+    // preempted before its final read while the other finishes.
     assert_eq!(seen_last, TOTAL);
     assert!(
-        (TOTAL / 2..TOTAL).contains(&seen_first),
+        (TOTAL / 2..=TOTAL).contains(&seen_first),
         "the first task read {seen_first}"
     );
     // Which task finishes first, and what it read, vary from run to run.
     run.redact(
         &first[0],
-        "[task1 or task2] finished first; the counter read [BETWEEN 10000000 AND 20000000]",
+        "[task1 or task2] finished first; the counter read [10000000 TO 20000000 INCLUSIVE]",
     );
     run.redact(
         &last[0],
@@ -66,7 +67,6 @@ fn lost_updates_only_when_load_and_store_are_separate() {
     let lost: u64 = racy[2].parse().unwrap();
     // What the book states: updates can be lost, never invented.
     assert!(total <= TOTAL, "{total}");
-    assert_eq!(total + lost, TOTAL);
     // The phrase ends before the ")": a redaction must end at a word's end.
     run.redact(
         &format!("load, then store: {total} ({lost}"),

@@ -12,7 +12,7 @@ fn move_through_channel_moves_the_buffer_without_copying() {
         "{text}"
     );
     assert!(
-        text.contains("one heap buffer all the way, never copied: true"),
+        text.contains("the Vec's heap buffer all the way, never copied: true"),
         "{text}"
     );
     transcript.assert_snapshot("run");

@@ -54,33 +54,25 @@ fn run(args: Args) -> Result<()> {
         "task1 and task2 each add 1 to one counter {} times, under a Mutex",
         args.count
     );
-    let tasks: Vec<_> = ["task1", "task2"]
-        .into_iter()
-        .map(|name| {
-            let counter = Arc::clone(&counter);
-            thread::spawn(move || task(name, args.count, &counter))
-        })
-        .collect();
-    let mut reports = Vec::new();
-    for handle in tasks {
-        reports.push(handle.join().map_err(|_| anyhow!("a task panicked"))?);
-    }
+    let tasks = ["task1", "task2"].map(|name| {
+        let counter = Arc::clone(&counter);
+        thread::spawn(move || task(name, args.count, &counter))
+    });
+    let [a, b] = tasks
+        .map(|handle| handle.join().map_err(|_| anyhow!("a task panicked")));
+    let mut reports = [a?, b?];
     // The task that read the smaller value finished first: print them in
     // the order they finished.
     reports.sort_by_key(|&(_, seen)| seen);
-    let [(first, seen_first), (last, seen_last)] = reports[..] else {
-        unreachable!("two tasks, two reports");
-    };
+    let [(first, seen_first), (last, seen_last)] = reports;
     println!("{first} finished first; the counter read {seen_first}");
     println!("{last} finished last; the counter read {seen_last}");
 
-    // drop(guard) releases the lock here, not at the end of run: what
-    // follows needs no lock, and a lock held longer makes others wait.
-    let guard = counter
+    // Both tasks have been joined, so nothing waits for this lock; the
+    // guard is a temporary, dropped at the end of the statement.
+    let total = *counter
         .lock()
         .map_err(|_| anyhow!("a task panicked holding the lock"))?;
-    let total = *guard;
-    drop(guard);
     println!("total: {total} (2 x {})", args.count);
     Ok(())
 }

@@ -23,20 +23,25 @@ fn main() -> ExitCode {
 // ANCHOR: other
 fn run() -> Result<()> {
     let lock = Mutex::new(0_u64);
-    let (locked, holding) = mpsc::channel();
-    let (release, released) = mpsc::channel::<()>();
+    // The holder says "locked" on one channel; main says "release" on the
+    // other, by dropping its sender.
+    let (locked_tx, locked_rx) = mpsc::channel();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    // `move` below moves this reference into the thread, not the Mutex:
+    // main keeps using `lock`.
     let shared = &lock;
     thread::scope(|s| {
         s.spawn(move || {
             let _guard = shared.lock().expect("nobody panics holding it");
-            let _ = locked.send(());
-            // Hold the guard until main says so, or main's sender is gone.
-            let _ = released.recv();
+            let _ = locked_tx.send(());
+            // Hold the guard until main drops release_tx.
+            let _ = release_rx.recv();
         });
         // The holder has the lock now, and keeps it until released.
-        holding.recv().context("the holder thread ended early")?;
+        locked_rx.recv().context("the holder thread ended early")?;
         println!("another thread holds it: try_lock() is {}", attempt(&lock));
-        drop(release);
+        drop(release_tx);
+        // The closure's error type, which the `?` above cannot name alone.
         anyhow::Ok(())
     })?;
     // The scope has joined the holder, so its guard is gone.

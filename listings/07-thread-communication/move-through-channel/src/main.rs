@@ -1,7 +1,7 @@
 //! S8.1: the notes pass object references between threads. The first way:
 //! give the object away. A batch of lines moves through a channel to a
 //! worker thread and its result comes back the same way; what moves is the
-//! owner of the heap buffer, not the buffer, and the sender cannot touch the
+//! Vec (pointer, length, capacity), not its heap buffer, and the sender cannot touch the
 //! batch once it is sent (does-not-compile/use-after-send.rs).
 
 use std::process::ExitCode;
@@ -28,10 +28,11 @@ fn run() -> Result<()> {
         // The worker owns each batch it receives: it may change it freely,
         // with no lock, because no other thread can reach it any more.
         for mut batch in batches {
-            let address = batch.as_ptr() as usize;
+            let address = batch.as_ptr().addr();
+            // In place: to_uppercase() would allocate a new String per line.
             batch
                 .iter_mut()
-                .for_each(|line| *line = line.to_uppercase());
+                .for_each(|line| line.make_ascii_uppercase());
             if to_main.send((address, batch)).is_err() {
                 break; // main has stopped listening
             }
@@ -39,14 +40,14 @@ fn run() -> Result<()> {
     });
 
     let batch: Vec<String> = ["get /", "get /about"].map(String::from).into();
-    let sent_from = batch.as_ptr() as usize;
+    let sent_from = batch.as_ptr().addr();
     to_worker.send(batch).context("the worker has ended")?;
     // `batch` is gone from this thread: using it here does not compile.
     let (seen_at, back) = results.recv().context("the worker has ended")?;
     println!("the worker changed the batch it owned: {back:?}");
     println!(
-        "one heap buffer all the way, never copied: {}",
-        sent_from == seen_at && seen_at == back.as_ptr() as usize
+        "the Vec's heap buffer all the way, never copied: {}",
+        sent_from == seen_at && seen_at == back.as_ptr().addr()
     );
 
     drop(to_worker); // no more batches: the worker's loop ends

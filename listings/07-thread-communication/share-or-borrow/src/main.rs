@@ -21,8 +21,7 @@ fn main() -> ExitCode {
 
 fn run() -> Result<()> {
     shared()?;
-    borrowed();
-    Ok(())
+    borrowed()
 }
 
 // ANCHOR: shared
@@ -59,7 +58,7 @@ fn shared() -> Result<()> {
 // ANCHOR: borrowed
 /// Scoped threads borrow a local: no Arc, no count, no clone. The scope
 /// ends only when they all have, so the borrow cannot outlive `sizes`.
-fn borrowed() {
+fn borrowed() -> Result<()> {
     let mut sizes = vec![512_u64, 2048, 128, 4096];
     let (front, back) = sizes.split_at(2);
     let (a, b) = thread::scope(|s| {
@@ -67,12 +66,12 @@ fn borrowed() {
         let b = s.spawn(|| back.iter().sum::<u64>());
         (a.join(), b.join())
     });
-    match (a, b) {
-        (Ok(a), Ok(b)) => println!("scoped threads summed {a} + {b}"),
-        _ => println!("a scoped thread panicked"),
-    }
+    let panicked = |_| anyhow!("a scoped thread panicked");
+    let (a, b) = (a.map_err(panicked)?, b.map_err(panicked)?);
+    println!("scoped threads summed {a} + {b}");
     // Every borrow has ended with the scope: `sizes` may change again.
     sizes.push(1);
     println!("and main changes the vector again: {sizes:?}");
+    Ok(())
 }
 // ANCHOR_END: borrowed
