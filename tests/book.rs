@@ -356,6 +356,62 @@ fn every_page_and_listing_names_the_notes_it_covers() {
     );
 }
 
+/// A measured figure quoted in a page's prose (`1.92x`, `37.1 times`, `96.4 MiB`) must be in
+/// a recorded run the page shows: re-recording changes the figures, and a page that still
+/// quotes the old ones fails here. Derived figures (per thread, rounded) are not checked.
+fn stale_figures(page: &Path) -> Vec<String> {
+    let text = fs::read_to_string(page).unwrap_or_default();
+    let records: String = includes_in_page(page)
+        .into_iter()
+        .filter(|target| target.components().any(|c| c.as_os_str() == "measurements"))
+        .map(|target| fs::read_to_string(target).unwrap_or_default())
+        .collect();
+    if records.is_empty() {
+        return Vec::new();
+    }
+    let fence = Regex::new(r"(?ms)^```.*?^```").unwrap();
+    let prose = fence.replace_all(&text, "");
+    let figure = Regex::new(r"\b(\d+\.\d+)(?:x\b| times\b| MiB\b)").unwrap();
+    figure
+        .captures_iter(&prose)
+        .map(|c| c[1].to_string())
+        .filter(|number| !stands_alone_in(&records, number))
+        .map(|number| format!("{}: {number}", relative(page)))
+        .collect()
+}
+
+/// Whether `number` occurs in `text` with no digit or point right before or after it.
+fn stands_alone_in(text: &str, number: &str) -> bool {
+    text.match_indices(number).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + number.len()..].chars().next();
+        !before.is_some_and(|c| c.is_ascii_digit() || c == '.')
+            && !after.is_some_and(|c| c.is_ascii_digit())
+    })
+}
+
+fn includes_in_page(page: &Path) -> Vec<PathBuf> {
+    includes()
+        .into_iter()
+        .filter(|include| include.chapter == page)
+        .map(|include| include.target)
+        .collect()
+}
+
+#[test]
+fn every_figure_quoted_in_prose_is_in_the_recorded_run_it_cites() {
+    let stale: Vec<String> = files_under(&root().join("src"), "md")
+        .iter()
+        .flat_map(|page| stale_figures(page))
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "figures in the prose that no recorded run on the page shows \
+         (re-read the page against tests/measurements/):\n{}",
+        stale.join("\n")
+    );
+}
+
 /// Code the book says does not compile must prove it: `compile_fail` fails the doc-test if
 /// the block compiles after all, while `ignore` would hide any mistake.
 #[test]
