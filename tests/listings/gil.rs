@@ -7,7 +7,7 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::harness::listing;
+use crate::harness::{assert_refused, listing};
 
 /// The figure before `suffix` on the line that starts with `start` (after spaces).
 fn figure(text: &str, start: &str, suffix: &str) -> f64 {
@@ -70,12 +70,7 @@ fn cpu_bound_without_python_says_so() {
 
 #[test]
 fn cpu_bound_rejects_zero_workers() {
-    let transcript = listing("cpu-bound")
-        .args(["--workers", "0"])
-        .spawn()
-        .finish();
-    assert_eq!(transcript.status.code(), Some(2), "{}", transcript.text);
-    transcript.assert_snapshot("zero-workers");
+    assert_refused("cpu-bound", &["--workers", "0"], "zero-workers");
 }
 
 #[test]
@@ -135,10 +130,5 @@ fn io_bound_waits_three_ways_at_three_sizes() {
 
 #[test]
 fn io_bound_rejects_zero_tasks() {
-    let transcript = listing("io-bound")
-        .args(["--tasks", "100,0"])
-        .spawn()
-        .finish();
-    assert_eq!(transcript.status.code(), Some(2), "{}", transcript.text);
-    transcript.assert_snapshot("zero-tasks");
+    assert_refused("io-bound", &["--tasks", "100,0"], "zero-tasks");
 }

@@ -97,6 +97,14 @@ impl Listing {
     }
 }
 
+/// A bad command-line value: the listing refuses it with clap's usage error and exit status
+/// 2, before it does anything else; the snapshot `<listing>__<scenario>` shows the message.
+pub fn assert_refused(name: &str, args: &[&str], scenario: &str) {
+    let transcript = listing(name).args(args).spawn().finish();
+    assert_eq!(transcript.status.code(), Some(2), "{}", transcript.text);
+    transcript.assert_snapshot(scenario);
+}
+
 /// Compiles `snippet` (a path from the workspace root, inside a listing's folder) with rustc
 /// alone, as a program the book says does not compile, and returns the compiler's messages as
 /// the listing's transcript: the real error that a `compile_fail` block shows.

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::harness::{compile_error, listing};
+use crate::harness::{assert_refused, compile_error, listing};
 
 const TOTAL: u64 = 20_000_000;
 
@@ -42,12 +42,7 @@ fn lock_counter_reaches_exactly_twice_the_count() {
 
 #[test]
 fn lock_counter_rejects_a_bad_count() {
-    let transcript = listing("lock-counter")
-        .args(["--count", "0"])
-        .spawn()
-        .finish();
-    assert_eq!(transcript.status.code(), Some(2), "{}", transcript.text);
-    transcript.assert_snapshot("bad-count");
+    assert_refused("lock-counter", &["--count", "0"], "bad-count");
 }
 
 #[test]
@@ -87,12 +82,7 @@ fn lost_updates_only_when_load_and_store_are_separate() {
 
 #[test]
 fn lost_updates_rejects_a_bad_count() {
-    let transcript = listing("lost-updates")
-        .args(["--count", "many"])
-        .spawn()
-        .finish();
-    assert_eq!(transcript.status.code(), Some(2), "{}", transcript.text);
-    transcript.assert_snapshot("bad-count");
+    assert_refused("lost-updates", &["--count", "many"], "bad-count");
 }
 
 #[test]
@@ -205,10 +195,5 @@ fn counter_speed_with_python_on_this_machine() {
 
 #[test]
 fn counter_speed_rejects_a_bad_count() {
-    let transcript = listing("counter-speed")
-        .args(["--count", "0"])
-        .spawn()
-        .finish();
-    assert_eq!(transcript.status.code(), Some(2), "{}", transcript.text);
-    transcript.assert_snapshot("bad-count");
+    assert_refused("counter-speed", &["--count", "0"], "bad-count");
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::harness::listing;
+use crate::harness::{assert_refused, listing};
 
 /// The duration printed with `{:?}` after "after " on the line that starts
 /// with `prefix`: what the snapshot shows as [DURATION].
@@ -84,12 +84,7 @@ fn fifo_channel_with_no_capacity_hands_over_directly() {
 
 #[test]
 fn fifo_channel_rejects_zero_pages() {
-    let transcript = listing("fifo-channel")
-        .args(["--pages", "0"])
-        .spawn()
-        .finish();
-    assert_eq!(transcript.status.code(), Some(2), "{}", transcript.text);
-    transcript.assert_snapshot("bad-pages");
+    assert_refused("fifo-channel", &["--pages", "0"], "bad-pages");
 }
 
 #[test]
@@ -123,12 +118,7 @@ fn crossbeam_workers_lose_nothing_with_many_workers_and_no_buffer() {
 
 #[test]
 fn crossbeam_workers_rejects_zero_workers() {
-    let transcript = listing("crossbeam-workers")
-        .args(["--workers", "0"])
-        .spawn()
-        .finish();
-    assert_eq!(transcript.status.code(), Some(2), "{}", transcript.text);
-    transcript.assert_snapshot("bad-workers");
+    assert_refused("crossbeam-workers", &["--workers", "0"], "bad-workers");
 }
 
 #[test]
@@ -159,10 +149,5 @@ fn blocking_queue_orders_blocks_and_times_out() {
 
 #[test]
 fn blocking_queue_rejects_a_zero_timeout() {
-    let transcript = listing("blocking-queue")
-        .args(["--timeout-ms", "0"])
-        .spawn()
-        .finish();
-    assert_eq!(transcript.status.code(), Some(2), "{}", transcript.text);
-    transcript.assert_snapshot("bad-timeout");
+    assert_refused("blocking-queue", &["--timeout-ms", "0"], "bad-timeout");
 }
