@@ -378,13 +378,14 @@ fn http_many_runs_100_requests_at_once_both_ways() {
         assert!(line.contains("100 of 100 requests succeeded"), "{line}");
     }
     // Four rounds (a warm-up and a measured one, each way). One at a time, the server would
-    // never hold two requests at once; it holds many. (Not always all 100 for threads: the
-    // first threads' requests can end before the last threads have started.)
+    // never hold two requests at once; in each round it holds many. (Not always all 100 for
+    // threads: the first threads' requests can end before the last threads have started, and
+    // on a loaded machine a round can even fall idle for a moment and count as two.)
     let peaks = server.seen.peaks.lock().unwrap().clone();
-    assert_eq!(peaks.len(), 4, "four rounds of requests: {peaks:?}");
+    let busy = peaks.iter().filter(|&&peak| peak >= 10).count();
     assert!(
-        peaks.iter().all(|&peak| peak >= 10),
-        "requests held at once: {peaks:?}"
+        peaks.len() >= 4 && busy >= 4,
+        "four rounds, each holding 10 or more requests at once: {peaks:?}"
     );
     transcript.assert_snapshot("local-server");
     transcript.record_measurement("local-server");
