@@ -6,6 +6,7 @@ mod harness;
 mod coroutines;
 mod gil;
 mod http;
+mod ipc;
 mod iterators;
 mod mutex;
 mod queues;
