@@ -1,1 +1,118 @@
-//! Chapter 9: see tests/listings/ipc.rs.
+//! Chapter 9, files between processes (S7.3): `file-lock`.
+
+use std::path::{Path, PathBuf};
+
+use crate::harness::{Transcript, assert_refused, listing};
+
+/// A directory this test owns, passed to the listing as `--dir`; removed when dropped.
+struct TestDir(PathBuf);
+
+impl TestDir {
+    fn new(test: &str) -> TestDir {
+        let name = format!("book-test-{test}-{}", std::process::id());
+        let path = std::env::temp_dir().join(name);
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir(&path).expect("create the test's directory");
+        TestDir(path)
+    }
+
+    fn arg(&self) -> &str {
+        self.0.to_str().expect("a UTF-8 path")
+    }
+
+    /// The listing removed everything it made in the directory.
+    fn assert_empty(&self, transcript: &Transcript) {
+        let left: Vec<_> = std::fs::read_dir(&self.0)
+            .expect("read the test's directory")
+            .map(|entry| entry.expect("an entry").path())
+            .collect();
+        assert!(
+            left.is_empty(),
+            "left behind: {left:?}\n{}",
+            transcript.text
+        );
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs `file-lock --lock <lock>` in a directory of its own; checks that the directory is
+/// empty afterwards.
+fn file_lock(lock: &str) -> Transcript {
+    let dir = TestDir::new(&format!("file-lock-{lock}"));
+    let mut transcript = listing("file-lock")
+        .args(["--lock", lock, "--dir", dir.arg()])
+        .spawn()
+        .finish();
+    assert!(transcript.status.success(), "{}", transcript.text);
+    assert!(
+        transcript
+            .text
+            .contains("the file at the end: 3 whole records"),
+        "{}",
+        transcript.text
+    );
+    dir.assert_empty(&transcript);
+    let run_dir = format!(r"{}/file-lock\.\d+", regex::escape(dir.arg()));
+    transcript.redact_matches(&run_dir, "[TMP]/file-lock.[PID]");
+    transcript.redact_matches(r"--dir \S+", "--dir [TMP]");
+    transcript
+}
+
+const TORN: &str = r#"reader: TORN  "record 3 of ""#;
+const WHOLE: &str = r#"reader: whole "record 3 of 3: complete\n""#;
+
+#[test]
+fn file_lock_without_a_lock_reads_a_torn_record() {
+    let transcript = file_lock("none");
+    let text = &transcript.text;
+    assert!(text.contains(TORN), "{text}");
+    assert!(!text.contains(WHOLE), "{text}");
+    transcript.assert_snapshot("no-lock");
+}
+
+#[test]
+fn file_lock_held_by_the_writer_alone_does_not_stop_the_reader() {
+    let transcript = file_lock("writer");
+    let text = &transcript.text;
+    assert!(text.contains("each under an exclusive lock"), "{text}");
+    assert!(text.contains(TORN), "{text}");
+    transcript.assert_snapshot("writer-locks");
+}
+
+#[test]
+fn file_lock_on_both_sides_makes_the_reader_wait_for_the_whole_record() {
+    let transcript = file_lock("both");
+    let text = &transcript.text;
+    // try_lock_shared failed while the record was half-written: the reader had to wait.
+    assert!(text.contains("the file is locked; waiting"), "{text}");
+    assert!(text.contains(WHOLE), "{text}");
+    assert!(!text.contains("TORN"), "{text}");
+    let complete = text.find("writer: record 3 complete").expect("written");
+    let locked = text.find("reader: got a shared lock").expect("locked");
+    assert!(complete < locked, "{text}");
+    transcript.assert_snapshot("both-lock");
+}
+
+#[test]
+fn file_lock_rejects_zero_records() {
+    assert_refused("file-lock", &["--records", "0"], "zero-records");
+}
+
+#[test]
+fn file_lock_reports_a_directory_that_does_not_exist() {
+    let missing = Path::new("/nonexistent/book-test");
+    let mut transcript = listing("file-lock")
+        .args(["--dir", missing.to_str().unwrap()])
+        .spawn()
+        .finish();
+    assert_eq!(transcript.status.code(), Some(1), "{}", transcript.text);
+    assert_eq!(transcript.text.lines().count(), 1, "{}", transcript.text);
+    assert!(!missing.exists());
+    transcript.redact_matches(r"file-lock\.\d+", "file-lock.[PID]");
+    transcript.assert_snapshot("missing-dir");
+}

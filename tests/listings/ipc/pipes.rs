@@ -1,1 +1,125 @@
-//! Chapter 9: see tests/listings/ipc.rs.
+//! Chapter 9, pipes (S7.5): `pipe-child` (anonymous) and `named-pipe` (a FIFO).
+
+use std::path::PathBuf;
+
+use crate::harness::{assert_refused, listing};
+
+#[test]
+fn pipe_child_sends_far_more_than_a_pipe_holds_and_gets_it_all_back() {
+    let transcript = listing("pipe-child").spawn().finish();
+    let text = &transcript.text;
+    assert!(transcript.status.success(), "{text}");
+    // About 2 MiB each way, through pipes that hold 64 KiB: no deadlock, nothing lost.
+    assert!(text.contains("sent 100000 lines, 2.0 MiB"), "{text}");
+    assert!(text.contains("got back 100000 lines, 2.0 MiB"), "{text}");
+    assert!(text.contains(r#"first: "LINE 1 OF 100000""#), "{text}");
+    assert!(text.contains(r#"last: "LINE 100000 OF 100000""#), "{text}");
+    transcript.assert_snapshot("run");
+}
+
+#[test]
+fn pipe_child_rejects_zero_lines() {
+    assert_refused("pipe-child", &["--lines", "0"], "zero-lines");
+}
+
+/// A directory this test owns, passed to the listing as `--dir`; removed when dropped.
+struct TestDir(PathBuf);
+
+impl TestDir {
+    fn new(test: &str) -> TestDir {
+        let name = format!("book-test-{test}-{}", std::process::id());
+        let path = std::env::temp_dir().join(name);
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir(&path).expect("create the test's directory");
+        TestDir(path)
+    }
+
+    fn arg(&self) -> &str {
+        self.0.to_str().expect("a UTF-8 path")
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn named_pipe_joins_two_separate_children_and_leaves_no_fifo() {
+    let dir = TestDir::new("named-pipe");
+    let mut transcript = listing("named-pipe")
+        .args(["--dir", dir.arg()])
+        .spawn()
+        .finish();
+    let text = transcript.text.clone();
+    assert!(transcript.status.success(), "{text}");
+    assert!(
+        text.contains("open for writing, O_NONBLOCK, no reader: ENXIO"),
+        "{text}"
+    );
+    // The writer's open returned only after the reader's: it blocks until a reader opens.
+    let waits = text.find("writer: pid ").expect("the writer");
+    let reader = text.find("reader: pid ").expect("the reader");
+    let opened = text.find("writer: opened").expect("opened");
+    assert!(waits < reader && reader < opened, "{text}");
+    for n in 1..=3 {
+        assert!(
+            text.contains(&format!("reader: got \"message {n} of 3\"")),
+            "{text}"
+        );
+    }
+    assert!(text.contains("reader: end of file"), "{text}");
+    let pids: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(": pid "))
+        .filter_map(|l| l.split("pid ").nth(1)?.split(',').next())
+        .collect();
+    assert_eq!(pids.len(), 2, "{text}");
+    assert_ne!(pids[0], pids[1], "two processes:\n{text}");
+    // No FIFO, no directory left.
+    let left: Vec<_> = std::fs::read_dir(&dir.0)
+        .expect("read the test's directory")
+        .map(|entry| entry.expect("an entry").path())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}\n{text}");
+    let run_dir = format!(r"{}/named-pipe\.\d+", regex::escape(dir.arg()));
+    transcript.redact_matches(&run_dir, "[TMP]/named-pipe.[PID]");
+    transcript.redact_matches(r"--dir \S+", "--dir [TMP]");
+    transcript.assert_snapshot("run");
+}
+
+#[test]
+fn named_pipe_rejects_zero_messages() {
+    assert_refused("named-pipe", &["--messages", "0"], "zero-messages");
+}
+
+#[test]
+fn named_pipe_reports_a_directory_that_does_not_exist() {
+    let mut transcript = listing("named-pipe")
+        .args(["--dir", "/nonexistent/book-test"])
+        .spawn()
+        .finish();
+    assert_eq!(transcript.status.code(), Some(1), "{}", transcript.text);
+    assert_eq!(transcript.text.lines().count(), 1, "{}", transcript.text);
+    transcript.redact_matches(r"named-pipe\.\d+", "named-pipe.[PID]");
+    transcript.assert_snapshot("missing-dir");
+}
+
+#[test]
+fn named_pipe_reader_refuses_a_path_that_is_no_fifo() {
+    let missing = listing("named-pipe")
+        .args(["fifo-reader", "/nonexistent/fifo"])
+        .spawn()
+        .finish();
+    assert_eq!(missing.status.code(), Some(1), "{}", missing.text);
+    assert_eq!(missing.text.lines().count(), 1, "{}", missing.text);
+    missing.assert_snapshot("reader-missing-path");
+    let file = listing("named-pipe")
+        .args(["fifo-writer", "Cargo.toml"])
+        .spawn()
+        .finish();
+    assert_eq!(file.status.code(), Some(1), "{}", file.text);
+    assert_eq!(file.text.lines().count(), 1, "{}", file.text);
+    file.assert_snapshot("writer-not-a-fifo");
+}
