@@ -132,11 +132,8 @@ fn run(rounds: u64) -> Result<()> {
     );
     for ([name, carries, who], median, p99) in results {
         let ratio = median.as_secs_f64() / fastest.as_secs_f64();
-        // Padding counts characters in a String, not in a Duration's Debug.
-        let (median_text, p99) =
-            (format!("{median:.1?}"), format!("{p99:.1?}"));
         println!(
-            "{name:<16} {carries:<15} {who:<19} {median_text:>9} {p99:>9} \
+            "{name:<16} {carries:<15} {who:<19} {median:>9.1?} {p99:>9.1?} \
              {ratio:>6.1}x"
         );
     }
@@ -287,7 +284,7 @@ fn measure(
             let mut map = map(&path("flags"))?;
             let flags = flags(&mut map)?;
             let child = Echo::start(mechanism, &at("flags"), false)?;
-            // 0 is the files's initial value; the pings start at 1.
+            // 0 is the file's initial value; the pings start at 1.
             let times = time_rounds(rounds, |i| {
                 let started = Instant::now();
                 flags.ping.store(i + 1, Release);
