@@ -1,1 +1,72 @@
 //! Chapter 9: see tests/listings/ipc.rs.
+
+use std::time::Duration;
+
+use crate::harness::{assert_refused, listing};
+
+/// The table's rows: mechanism and ratio, read from the raw output.
+fn rows(text: &str) -> Vec<(String, f64)> {
+    text.lines()
+        .skip_while(|line| !line.starts_with("mechanism"))
+        .skip(1)
+        .take_while(|line| !line.starts_with("every mechanism"))
+        .map(|line| {
+            let name = line[..16].trim().to_string();
+            let ratio = line.rsplit(' ').next().unwrap();
+            (name, ratio.trim_end_matches('x').parse().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn ipc_latency_times_every_mechanism_on_this_machine() {
+    let mut run = listing("ipc-latency")
+        .budget(Duration::from_secs(180))
+        .measuring()
+        .spawn();
+    let folder = run.wait_for_line(r"^temporary folder: (.+)$")[1].clone();
+    let mut transcript = run.finish();
+    transcript.redact_matches(
+        r"(?m)^temporary folder: .+$",
+        "temporary folder: [TEMP]/ipc-latency-[UNIQUE]",
+    );
+    let text = &transcript.text;
+    assert!(transcript.status.success(), "{text}");
+    // Each child echoed every value of every round trip, or the listing
+    // would have stopped with an error.
+    assert!(
+        text.contains("every mechanism: 10000 round trips, every value echoed"),
+        "{text}"
+    );
+    let rows = rows(text);
+    let names: Vec<&str> = rows.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "anonymous pipes",
+            "FIFO pair",
+            "Unix stream",
+            "Unix datagram",
+            "TCP, 127.0.0.1",
+            "ipc-channel",
+            "shared memory",
+            "signals",
+        ],
+        "{text}"
+    );
+    // Ratios against the fastest: it is 1.0x, and none is below it.
+    assert!(rows.iter().any(|&(_, ratio)| ratio == 1.0), "{text}");
+    assert!(rows.iter().all(|&(_, ratio)| ratio >= 1.0), "{text}");
+    // The FIFOs, sockets and shared file went with their folder.
+    assert!(
+        !std::path::Path::new(&folder).exists(),
+        "{folder} was left behind"
+    );
+    transcript.assert_snapshot("this-machine");
+    transcript.record_measurement("this-machine");
+}
+
+#[test]
+fn ipc_latency_rejects_too_few_rounds() {
+    assert_refused("ipc-latency", &["--rounds", "5"], "few-rounds");
+}

@@ -1,1 +1,43 @@
 //! Chapter 9: see tests/listings/ipc.rs.
+
+use crate::harness::{assert_refused, listing};
+
+const TOTAL: u64 = 4 * 1_000_000;
+
+#[test]
+fn shared_counter_loses_updates_only_when_load_and_store_are_separate() {
+    let mut run = listing("shared-counter").spawn();
+    let file = run.wait_for_line(r"^shared file: (.+)$")[1].clone();
+    let racy = run.wait_for_line(r"^load, then store: (\d+) \((\d+) updates lost\)$");
+    let total: u64 = racy[1].parse().unwrap();
+    let lost: u64 = racy[2].parse().unwrap();
+    // What the book states: updates can be lost, never invented.
+    assert!(total <= TOTAL, "{total}");
+    assert_eq!(total + lost, TOTAL);
+    run.redact(
+        &format!("load, then store: {total} ({lost}"),
+        "load, then store: [AT MOST 4000000] ([THE REST]",
+    );
+    let mut transcript = run.finish();
+    transcript.redact_matches(
+        r"(?m)^shared file: .+$",
+        "shared file: [TEMP]/shared-counter-[UNIQUE]/counter",
+    );
+    assert!(transcript.status.success(), "{}", transcript.text);
+    assert!(
+        transcript
+            .text
+            .contains("fetch_add:        4000000 (0 updates lost)"),
+        "{}",
+        transcript.text
+    );
+    // The listing's folder is gone, with the file in it.
+    let folder = std::path::Path::new(&file).parent().unwrap();
+    assert!(!folder.exists(), "{} was left behind", folder.display());
+    transcript.assert_snapshot("run");
+}
+
+#[test]
+fn shared_counter_rejects_a_single_process() {
+    assert_refused("shared-counter", &["--processes", "1"], "one-process");
+}

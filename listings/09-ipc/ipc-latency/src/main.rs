@@ -1,0 +1,541 @@
+//! S7.3-S7.7: the notes' ways between processes, measured. One child
+//! process (this program, started again) per mechanism echoes what the
+//! parent sends: a ping-pong of small messages, timed one round trip at a
+//! time. Median and 99th percentile, and the median as a ratio of the
+//! fastest.
+
+use std::env;
+use std::fs::{self, File, OpenOptions};
+use std::hint;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::net::{UnixDatagram, UnixListener, UnixStream};
+use std::os::unix::process::parent_id;
+use std::path::{Path, PathBuf};
+use std::process::{self, Child, Command, ExitCode, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering::Acquire, Ordering::Release};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, anyhow, bail, ensure};
+use clap::{Parser, Subcommand, ValueEnum};
+use ipc_channel::ipc::{self, IpcOneShotServer, IpcReceiver, IpcSender};
+use memmap2::MmapMut;
+use nix::sys::signal::{SigSet, Signal, kill};
+use nix::sys::stat::Mode;
+use nix::unistd::{Pid, mkfifo};
+use serde::{Deserialize, Serialize};
+
+/// Time a round trip through each way between two processes.
+#[derive(Parser)]
+struct Args {
+    #[command(subcommand)]
+    role: Option<Role>,
+    /// Round trips timed per mechanism (after a tenth as many to warm up).
+    #[arg(long, default_value_t = 10_000)]
+    #[arg(value_parser = clap::value_parser!(u64).range(100..=1_000_000))]
+    rounds: u64,
+}
+
+#[derive(Subcommand)]
+enum Role {
+    /// Echo for the parent over one mechanism.
+    #[command(hide = true)]
+    Echo { mechanism: Mechanism, at: String },
+}
+
+// ANCHOR: mechanisms
+#[derive(Clone, Copy, ValueEnum)]
+enum Mechanism {
+    Pipe,
+    Fifo,
+    UnixStream,
+    UnixDatagram,
+    Tcp,
+    IpcChannel,
+    SharedMemory,
+    Signal,
+}
+
+impl Mechanism {
+    /// The table's columns: the name, what it carries, who can use it.
+    fn describe(self) -> [&'static str; 3] {
+        match self {
+            Self::Pipe => ["anonymous pipes", "a byte stream", "related"],
+            Self::Fifo => ["FIFO pair", "a byte stream", "unrelated, by path"],
+            Self::UnixStream => {
+                ["Unix stream", "a byte stream", "unrelated, by path"]
+            }
+            Self::UnixDatagram => {
+                ["Unix datagram", "messages", "unrelated, by path"]
+            }
+            Self::Tcp => {
+                ["TCP, 127.0.0.1", "a byte stream", "unrelated, by port"]
+            }
+            Self::IpcChannel => {
+                ["ipc-channel", "typed messages", "unrelated, by name"]
+            }
+            Self::SharedMemory => {
+                ["shared memory", "a flag (u64)", "unrelated, by path"]
+            }
+            Self::Signal => ["signals", "a signal", "unrelated, by pid"],
+        }
+    }
+}
+// ANCHOR_END: mechanisms
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let result = match args.role {
+        Some(Role::Echo { mechanism, at }) => echo(mechanism, &at),
+        None => run(args.rounds),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ipc-latency: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+// ANCHOR: run
+fn run(rounds: u64) -> Result<()> {
+    // Before any other thread exists, so that all inherit the mask: a
+    // SIGUSR1 must wait for sigwait, never kill the process.
+    signals().thread_block()?;
+    let folder = TempFolder::new()?;
+    println!("temporary folder: {}", folder.0.display());
+    let warm_up = rounds / 10;
+    println!(
+        "{rounds} round trips per mechanism, after {warm_up} to warm up, \
+         one child process each"
+    );
+    let mut results = Vec::new();
+    for mechanism in Mechanism::value_variants() {
+        let name = mechanism.describe()[0];
+        let mut times = measure(*mechanism, &folder.0, warm_up + rounds)
+            .with_context(|| format!("{name} failed"))?;
+        ensure!(times.len() as u64 == warm_up + rounds, "{name}: rounds");
+        let mut times = times.split_off(warm_up as usize);
+        times.sort();
+        let at = |fraction: f64| {
+            times[((times.len() - 1) as f64 * fraction).round() as usize]
+        };
+        results.push((mechanism.describe(), at(0.5), at(0.99)));
+    }
+    let fastest = results.iter().map(|r| r.1).min().expect("mechanisms");
+    println!(
+        "{:<16} {:<15} {:<19} {:>9} {:>9} {:>7}",
+        "mechanism", "carries", "who", "median", "p99", "ratio"
+    );
+    for ([name, carries, who], median, p99) in results {
+        let ratio = median.as_secs_f64() / fastest.as_secs_f64();
+        println!(
+            "{name:<16} {carries:<15} {who:<19} {median:>9.1?} {p99:>9.1?} \
+             {ratio:>6.1}x"
+        );
+    }
+    println!("every mechanism: {rounds} round trips, every value echoed");
+    Ok(())
+}
+
+/// Times `round` (one ping and its echo) `rounds` times; `round(i)` sends
+/// a value made from `i` and fails if the echo differs.
+fn time_rounds(
+    rounds: u64,
+    mut round: impl FnMut(u64) -> Result<()>,
+) -> Result<Vec<Duration>> {
+    (0..rounds)
+        .map(|i| {
+            let started = Instant::now();
+            round(i)?;
+            Ok(started.elapsed())
+        })
+        .collect()
+}
+// ANCHOR_END: run
+
+// ANCHOR: bytes
+/// One byte there and back over any pair of byte streams.
+fn ping_bytes(
+    to: &mut impl Write,
+    from: &mut impl Read,
+    rounds: u64,
+) -> Result<Vec<Duration>> {
+    time_rounds(rounds, |i| {
+        let sent = [i as u8];
+        to.write_all(&sent)?;
+        let mut echo = [0];
+        from.read_exact(&mut echo)?;
+        ensure!(echo == sent, "sent {sent:?}, got {echo:?} back");
+        Ok(())
+    })
+}
+
+/// The child's side: echo every byte until the parent closes its end.
+fn echo_bytes(from: &mut impl Read, to: &mut impl Write) -> Result<()> {
+    let mut byte = [0];
+    while from.read(&mut byte)? == 1 {
+        to.write_all(&byte)?;
+        to.flush()?;
+    }
+    Ok(())
+}
+// ANCHOR_END: bytes
+
+// ANCHOR: measure
+/// The parent's side of one mechanism: set up, start the child, time.
+fn measure(
+    mechanism: Mechanism,
+    dir: &Path,
+    rounds: u64,
+) -> Result<Vec<Duration>> {
+    let path = |name: &str| dir.join(name);
+    let at = |name: &str| path(name).display().to_string();
+    Ok(match mechanism {
+        Mechanism::Pipe => {
+            let mut child = Echo::start(mechanism, "-", true)?;
+            let mut to = child.0.stdin.take().context("no stdin")?;
+            let mut from = child.0.stdout.take().context("no stdout")?;
+            let times = ping_bytes(&mut to, &mut from, rounds)?;
+            drop(to); // end of input: the child's loop ends
+            child.finish()?;
+            times
+        }
+        Mechanism::Fifo => {
+            for name in ["down", "up"] {
+                mkfifo(&path(name), Mode::S_IRUSR | Mode::S_IWUSR)?;
+            }
+            let child = Echo::start(mechanism, &at(""), false)?;
+            // Opening a FIFO blocks until the other end opens it too.
+            let (down, up) = (path("down"), path("up"));
+            let (mut to, mut from) = within(move || {
+                let to = OpenOptions::new().write(true).open(down)?;
+                Ok((to, File::open(up)?))
+            })?;
+            let times = ping_bytes(&mut to, &mut from, rounds)?;
+            drop(to);
+            child.finish()?;
+            times
+        }
+        Mechanism::UnixStream => {
+            let listener = UnixListener::bind(path("stream.sock"))?;
+            let child = Echo::start(mechanism, &at("stream.sock"), false)?;
+            let (mut stream, _) = within(move || Ok(listener.accept()?))?;
+            let times =
+                ping_bytes(&mut stream.try_clone()?, &mut stream, rounds)?;
+            drop(stream);
+            child.finish()?;
+            times
+        }
+        Mechanism::UnixDatagram => {
+            let socket = UnixDatagram::bind(path("parent.sock"))?;
+            let child = Echo::start(mechanism, &at(""), false)?;
+            // The child's first datagram says it is there.
+            let socket = within(move || {
+                let mut hello = [0; 8];
+                socket.recv(&mut hello)?;
+                Ok(socket)
+            })?;
+            socket.connect(path("child.sock"))?;
+            let times = time_rounds(rounds, |i| {
+                socket.send(&i.to_le_bytes())?;
+                let mut echo = [0; 8];
+                let len = socket.recv(&mut echo)?;
+                ensure!(len == 8 && u64::from_le_bytes(echo) == i, "bad echo");
+                Ok(())
+            })?;
+            socket.send(&[])?; // an empty datagram: stop
+            child.finish()?;
+            times
+        }
+        Mechanism::Tcp => {
+            let listener = TcpListener::bind("127.0.0.1:0")?;
+            let address = listener.local_addr()?.to_string();
+            let child = Echo::start(mechanism, &address, false)?;
+            let (mut stream, _) = within(move || Ok(listener.accept()?))?;
+            stream.set_nodelay(true)?;
+            let times =
+                ping_bytes(&mut stream.try_clone()?, &mut stream, rounds)?;
+            drop(stream);
+            child.finish()?;
+            times
+        }
+        Mechanism::IpcChannel => {
+            let (server, name) = IpcOneShotServer::<Hello>::new()?;
+            let child = Echo::start(mechanism, &name, false)?;
+            let (_, hello) = within(move || {
+                server.accept().map_err(|e| anyhow!("accept: {e:?}"))
+            })?;
+            let times = time_rounds(rounds, |i| {
+                hello.pings.send(i)?;
+                let echo = hello.pongs.recv().map_err(|e| anyhow!("{e:?}"))?;
+                ensure!(echo == i, "sent {i}, got {echo} back");
+                Ok(())
+            })?;
+            drop(hello); // the child's recv fails: it ends
+            child.finish()?;
+            times
+        }
+        Mechanism::SharedMemory => {
+            File::create(path("flags"))?.set_len(size_of::<Flags>() as u64)?;
+            let mut map = map(&path("flags"))?;
+            let flags = flags(&mut map)?;
+            let child = Echo::start(mechanism, &at("flags"), false)?;
+            // 0 is the file's initial value; the pings start at 1.
+            let times = time_rounds(rounds, |i| {
+                let started = Instant::now();
+                flags.ping.store(i + 1, Release);
+                let echo = spin_until(
+                    &flags.pong,
+                    |pong| pong == i + 1,
+                    || started.elapsed() < Duration::from_secs(10),
+                )?;
+                ensure!(echo == i + 1, "bad echo");
+                Ok(())
+            })?;
+            flags.ping.store(STOP, Release);
+            child.finish()?;
+            times
+        }
+        Mechanism::Signal => {
+            let mut child = Echo::start(mechanism, "-", true)?;
+            // The child says when it has blocked the signal: a SIGUSR1
+            // before that would kill it.
+            let mut ready = [0];
+            let mut stdout = child.0.stdout.take().context("no stdout")?;
+            within(move || Ok(stdout.read_exact(&mut ready)?))?;
+            let pid = Pid::from_raw(child.0.id() as i32);
+            let times = time_rounds(rounds, |_| {
+                kill(pid, Signal::SIGUSR1)?;
+                let echo = signals().wait()?;
+                ensure!(echo == Signal::SIGUSR1, "got {echo} back");
+                Ok(())
+            })?;
+            kill(pid, Signal::SIGUSR2)?; // stop
+            child.finish()?;
+            times
+        }
+    })
+}
+// ANCHOR_END: measure
+
+// ANCHOR: echo
+/// The child: echo over `mechanism` until the parent says stop.
+fn echo(mechanism: Mechanism, at: &str) -> Result<()> {
+    let path = |name: &str| Path::new(at).join(name);
+    match mechanism {
+        Mechanism::Pipe => {
+            echo_bytes(&mut std::io::stdin().lock(), &mut std::io::stdout())
+        }
+        Mechanism::Fifo => {
+            let mut from = File::open(path("down"))?;
+            let mut to = OpenOptions::new().write(true).open(path("up"))?;
+            echo_bytes(&mut from, &mut to)
+        }
+        Mechanism::UnixStream => {
+            let mut stream = UnixStream::connect(at)?;
+            echo_bytes(&mut stream.try_clone()?, &mut stream)
+        }
+        Mechanism::UnixDatagram => {
+            let socket = UnixDatagram::bind(path("child.sock"))?;
+            socket.connect(path("parent.sock"))?;
+            socket.send(b"hello")?;
+            let mut ping = [0; 8];
+            while socket.recv(&mut ping)? > 0 {
+                socket.send(&ping)?;
+            }
+            Ok(())
+        }
+        Mechanism::Tcp => {
+            let mut stream = TcpStream::connect(at)?;
+            stream.set_nodelay(true)?;
+            echo_bytes(&mut stream.try_clone()?, &mut stream)
+        }
+        Mechanism::IpcChannel => {
+            let hello = IpcSender::<Hello>::connect(at.to_string())?;
+            let (pings, my_pings) = ipc::channel()?;
+            let (my_pongs, pongs) = ipc::channel()?;
+            hello.send(Hello { pings, pongs })?;
+            while let Ok(ping) = my_pings.recv() {
+                my_pongs.send(ping)?;
+            }
+            Ok(())
+        }
+        Mechanism::SharedMemory => {
+            let mut map = map(Path::new(at))?;
+            let flags = flags(&mut map)?;
+            let parent = parent_id();
+            let mut last = 0;
+            loop {
+                // A parent that died leaves this child to init: stop.
+                last = spin_until(
+                    &flags.ping,
+                    |ping| ping != last,
+                    || parent_id() == parent,
+                )?;
+                if last == STOP {
+                    return Ok(());
+                }
+                flags.pong.store(last, Release);
+            }
+        }
+        Mechanism::Signal => {
+            signals().thread_block()?;
+            let mut stdout = std::io::stdout();
+            stdout.write_all(b"!")?;
+            stdout.flush()?;
+            let parent = Pid::from_raw(parent_id() as i32);
+            while signals().wait()? == Signal::SIGUSR1 {
+                kill(parent, Signal::SIGUSR1)?;
+            }
+            Ok(())
+        }
+    }
+}
+// ANCHOR_END: echo
+
+/// A new ipc-channel child's first message: where the pings go, and where
+/// their echoes come back.
+#[derive(Serialize, Deserialize)]
+struct Hello {
+    pings: IpcSender<u64>,
+    pongs: IpcReceiver<u64>,
+}
+
+/// The signals the ping-pong uses: SIGUSR1 there and back, SIGUSR2 to stop.
+fn signals() -> SigSet {
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGUSR1);
+    set.add(Signal::SIGUSR2);
+    set
+}
+
+// ANCHOR: spin
+/// The shared file: the parent's ping and the child's echo of it.
+#[repr(C)]
+struct Flags {
+    ping: AtomicU64,
+    pong: AtomicU64,
+}
+
+/// The ping that tells the child to stop.
+const STOP: u64 = u64::MAX;
+
+/// Busy-waits until `flag` holds a value that `done` accepts. A spinning
+/// process keeps a core busy the whole time: after a short spin it yields
+/// the core at each check, and fails once `alive` says to give up.
+fn spin_until(
+    flag: &AtomicU64,
+    done: impl Fn(u64) -> bool,
+    alive: impl Fn() -> bool,
+) -> Result<u64> {
+    for spins in 0_u64.. {
+        // Acquire pairs with the other side's Release store: anything it
+        // wrote before the flag would be visible here too.
+        let value = flag.load(Acquire);
+        if done(value) {
+            return Ok(value);
+        }
+        if spins < 10_000 {
+            hint::spin_loop();
+        } else {
+            thread::yield_now();
+            ensure!(spins % 1024 != 0 || alive(), "the other side is gone");
+        }
+    }
+    unreachable!("a u64 count of spins does not run out")
+}
+
+fn map(path: &Path) -> Result<MmapMut> {
+    let file = OpenOptions::new().read(true).write(true).open(path)?;
+    // SAFETY: the file is this program's own, in its own folder, and no
+    // process resizes it while it is mapped (a mapping past the end of
+    // its file faults).
+    Ok(unsafe { MmapMut::map_mut(&file) }?)
+}
+
+fn flags(map: &mut MmapMut) -> Result<&Flags> {
+    let at = map.as_mut_ptr().cast::<Flags>();
+    ensure!(map.len() >= size_of::<Flags>(), "the shared file is short");
+    ensure!(at.is_aligned(), "the mapping is not aligned for AtomicU64");
+    // SAFETY: `at` is aligned and points to size_of::<Flags>() mapped
+    // bytes (checked above), mapped for as long as the reference lives (it
+    // borrows `map`); any bytes are valid AtomicU64s; both processes touch
+    // them only through atomics.
+    Ok(unsafe { &*at })
+}
+// ANCHOR_END: spin
+
+// ANCHOR: cleanup
+/// One echoing child, reaped on every path: `finish` waits for it to end
+/// and checks that it succeeded; dropped after an error, it is killed and
+/// waited for.
+struct Echo(Child);
+
+impl Echo {
+    fn start(mechanism: Mechanism, at: &str, piped: bool) -> Result<Self> {
+        let name = mechanism.to_possible_value().expect("not skipped");
+        let mut command = Command::new(env::current_exe()?);
+        command.args(["echo", name.get_name(), at]);
+        if piped {
+            command.stdin(Stdio::piped()).stdout(Stdio::piped());
+        }
+        Ok(Self(command.spawn().context("cannot start the child")?))
+    }
+
+    fn finish(mut self) -> Result<()> {
+        let status = self.0.wait()?;
+        ensure!(status.success(), "the child failed ({status})");
+        Ok(())
+    }
+}
+
+impl Drop for Echo {
+    fn drop(&mut self) {
+        // Once finished, kill fails (no such process is left to signal)
+        // and wait returns the status it already has.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs a call that blocks until the child does its part (opens, connects)
+/// on a thread of its own, and gives up after 10 s: a child that failed
+/// first cannot hang the parent.
+fn within<T: Send + 'static>(
+    call: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let (done, result) = mpsc::channel();
+    thread::spawn(move || done.send(call()));
+    match result.recv_timeout(Duration::from_secs(10)) {
+        Ok(result) => result,
+        Err(_) => bail!("the child did not connect within 10 s"),
+    }
+}
+
+/// This run's own folder for FIFOs, sockets and the shared file; removed
+/// with all of it when dropped, on success and on error.
+struct TempFolder(PathBuf);
+
+impl TempFolder {
+    fn new() -> Result<Self> {
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos();
+        let name = format!("ipc-latency-{}-{nanos}", process::id());
+        let path = env::temp_dir().join(name);
+        fs::create_dir(&path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        Ok(Self(path))
+    }
+}
+
+impl Drop for TempFolder {
+    fn drop(&mut self) {
+        if let Err(e) = fs::remove_dir_all(&self.0) {
+            eprintln!("ipc-latency: cannot remove {}: {e}", self.0.display());
+        }
+    }
+}
+// ANCHOR_END: cleanup

@@ -1,0 +1,248 @@
+//! S7.6: the notes' shared memory (`Value`, `Array`). A counter lives in a
+//! file that every process maps with memmap2; child processes (this
+//! program, started again) add 1 to it, first as a separate load and store
+//! (updates are lost), then as one fetch_add (none are). Atomics in the
+//! mapping throughout, so no version is undefined behaviour.
+
+use std::env;
+use std::fs::{self, File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::process::{self, Child, Command, ExitCode};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail, ensure};
+use clap::{Parser, Subcommand, ValueEnum};
+use memmap2::MmapMut;
+
+/// Child processes add to one counter in shared memory.
+#[derive(Parser)]
+struct Args {
+    #[command(subcommand)]
+    role: Option<Role>,
+    /// How many child processes add at once.
+    #[arg(long, default_value_t = 4)]
+    #[arg(value_parser = clap::value_parser!(u64).range(2..=16))]
+    processes: u64,
+    /// How many times each child adds 1.
+    #[arg(long, default_value_t = 1_000_000)]
+    #[arg(value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    count: u64,
+}
+
+#[derive(Subcommand)]
+enum Role {
+    /// Add to the counter in the shared file, for the parent.
+    #[command(hide = true)]
+    Add {
+        file: PathBuf,
+        way: Way,
+        processes: u64,
+        count: u64,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Way {
+    /// `value += 1` as Python runs it: a load, then a separate store.
+    Racy,
+    /// One indivisible read-modify-write.
+    FetchAdd,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let result = match &args.role {
+        Some(Role::Add {
+            file,
+            way,
+            processes,
+            count,
+        }) => add(file, *way, *processes, *count),
+        None => run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("shared-counter: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+// ANCHOR: region
+/// What the shared file holds: the notes' `Value`, plus a count of the
+/// processes ready to start, so that their loops overlap. `repr(C)`: every
+/// process must agree on where each field is.
+#[repr(C)]
+struct Shared {
+    ready: AtomicU64,
+    counter: AtomicU64,
+}
+
+/// Maps the shared file into this process, read and write.
+fn map(path: &Path) -> Result<MmapMut> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    // SAFETY: a mapping is unsound if the file shrinks under it (reading
+    // past its end is a SIGBUS). This file is this program's own, in a
+    // folder it created, and no process resizes it while it is mapped.
+    let map = unsafe { MmapMut::map_mut(&file) };
+    map.with_context(|| format!("cannot map {}", path.display()))
+}
+
+/// The shared counters, seen through the mapping. The reference borrows
+/// `map`, so the memory stays mapped for as long as it is used, and this
+/// process cannot reach those bytes any other way meanwhile.
+fn shared(map: &mut MmapMut) -> Result<&Shared> {
+    let at = map.as_mut_ptr().cast::<Shared>();
+    ensure!(map.len() >= size_of::<Shared>(), "the shared file is short");
+    // mmap returns a page-aligned address; checked all the same.
+    ensure!(at.is_aligned(), "the mapping is not aligned for AtomicU64");
+    // SAFETY: `at` is aligned and points to size_of::<Shared>() mapped
+    // bytes (both checked above), which stay mapped while the reference
+    // lives (it borrows `map`). Any 8 bytes are a valid AtomicU64 (it has
+    // u64's size and representation), so the zeroed file is two counters
+    // at 0. Every process reads and writes these bytes only through the
+    // atomics, so concurrent access from other processes is no data race.
+    Ok(unsafe { &*at })
+}
+// ANCHOR_END: region
+
+// ANCHOR: add
+/// A child: waits until all the children are ready, then adds `count`
+/// times, one of the two ways.
+fn add(file: &Path, way: Way, processes: u64, count: u64) -> Result<()> {
+    let mut map = map(file)?;
+    let shared = shared(&mut map)?;
+    shared.ready.fetch_add(1, Relaxed);
+    // A child that failed to start would keep the others waiting forever.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while shared.ready.load(Relaxed) < processes {
+        ensure!(Instant::now() < deadline, "the other children never came");
+        thread::yield_now();
+    }
+    let counter = &shared.counter;
+    match way {
+        Way::Racy => {
+            for _ in 0..count {
+                // Another process's store between these two is lost.
+                let value = counter.load(Relaxed);
+                counter.store(value + 1, Relaxed);
+            }
+        }
+        Way::FetchAdd => {
+            for _ in 0..count {
+                counter.fetch_add(1, Relaxed);
+            }
+        }
+    }
+    Ok(())
+}
+// ANCHOR_END: add
+
+// ANCHOR: run
+fn run(args: &Args) -> Result<()> {
+    let folder = TempFolder::new()?;
+    println!("shared file: {}", folder.0.join("counter").display());
+    let expected = args.processes * args.count;
+    println!(
+        "{} processes add 1 to a shared counter {} times each",
+        args.processes, args.count
+    );
+    let racy = in_children(&folder, Way::Racy, args)?;
+    println!(
+        "load, then store: {racy} ({} updates lost)",
+        expected - racy
+    );
+    let atomic = in_children(&folder, Way::FetchAdd, args)?;
+    println!(
+        "fetch_add:        {atomic} ({} updates lost)",
+        expected - atomic
+    );
+    Ok(())
+}
+
+/// Starts the children on a fresh, zeroed file; returns the final count.
+fn in_children(folder: &TempFolder, way: Way, args: &Args) -> Result<u64> {
+    let path = folder.0.join("counter");
+    let file = File::create(&path).context("cannot create the file")?;
+    // A new file's bytes read as zeros: both counters start at 0.
+    file.set_len(size_of::<Shared>() as u64)?;
+    let me = env::current_exe().context("cannot find this program")?;
+    let way = way.to_possible_value().expect("no variant is skipped");
+    let mut children = Children(Vec::new());
+    for _ in 0..args.processes {
+        let child = Command::new(&me)
+            .arg("add")
+            .arg(&path)
+            .arg(way.get_name())
+            .arg(args.processes.to_string())
+            .arg(args.count.to_string())
+            .spawn()
+            .context("cannot start a child")?;
+        children.0.push(child);
+    }
+    children.wait_all()?;
+    let mut map = map(&path)?;
+    Ok(shared(&mut map)?.counter.load(Relaxed))
+}
+// ANCHOR_END: run
+
+// ANCHOR: cleanup
+/// A folder of this run's own in the system's temporary folder, removed
+/// with everything in it when dropped: on success, on error, on a panic.
+struct TempFolder(PathBuf);
+
+impl TempFolder {
+    fn new() -> Result<Self> {
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos();
+        let name = format!("shared-counter-{}-{nanos}", process::id());
+        let path = env::temp_dir().join(name);
+        // create_dir fails if the name is taken: the folder is ours alone.
+        fs::create_dir(&path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        Ok(Self(path))
+    }
+}
+
+impl Drop for TempFolder {
+    fn drop(&mut self) {
+        if let Err(e) = fs::remove_dir_all(&self.0) {
+            eprintln!(
+                "shared-counter: cannot remove {}: {e}",
+                self.0.display()
+            );
+        }
+    }
+}
+
+/// Children that are all reaped: waited for by `wait_all`, or, if an error
+/// comes first, killed and waited for when dropped.
+struct Children(Vec<Child>);
+
+impl Children {
+    fn wait_all(&mut self) -> Result<()> {
+        while let Some(mut child) = self.0.pop() {
+            let status = child.wait().context("cannot wait for a child")?;
+            if !status.success() {
+                bail!("a child failed ({status})");
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+// ANCHOR_END: cleanup
