@@ -1,1 +1,118 @@
-//! Chapter 9: see tests/listings/ipc.rs.
+//! S7.7, signals and semaphores: the page src/ipc/signals.md.
+
+use std::fs;
+
+use crate::harness::{assert_refused, listing};
+
+#[test]
+fn signal_child_counts_merges_and_shuts_down() {
+    let transcript = listing("signal-child").spawn().finish();
+    let text = &transcript.text;
+    assert!(transcript.status.success(), "{text}");
+    // Three SIGUSR1 sent while blocked were handled once: standard signals do not queue.
+    assert!(
+        text.contains("child: SIGUSR2: 1 SIGUSR1 handled so far"),
+        "{text}"
+    );
+    // Three sent one at a time were each handled.
+    assert!(
+        text.contains("child: SIGUSR2: 4 SIGUSR1 handled so far"),
+        "{text}"
+    );
+    assert!(
+        text.contains("child: SIGTERM: 4 SIGUSR1 handled; exiting"),
+        "{text}"
+    );
+    assert!(
+        text.contains("parent: the child exited: exit status: 0"),
+        "{text}"
+    );
+    transcript.assert_snapshot("run");
+}
+
+#[test]
+fn signal_child_refuses_zero_signals() {
+    assert_refused("signal-child", &["--signals", "0"], "zero-signals");
+}
+
+/// The named semaphores (in /dev/shm on Linux) that a listing with this pid left behind.
+fn semaphores_of(pid: u32) -> Vec<String> {
+    let prefix = format!("sem.semaphore-gate-{pid}-");
+    fs::read_dir("/dev/shm")
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(&prefix))
+        .collect()
+}
+
+/// The most children the parent saw inside at once, from its last line.
+fn most_inside(text: &str) -> usize {
+    let last = text.lines().last().unwrap_or_default();
+    let most = last
+        .split("at most ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next());
+    most.and_then(|n| n.parse().ok()).expect("a count")
+}
+
+#[test]
+fn semaphore_gate_lets_at_most_two_in() {
+    let run = listing("semaphore-gate").spawn();
+    let pid = run.pid();
+    let transcript = run.finish();
+    let text = &transcript.text;
+    assert!(transcript.status.success(), "{text}");
+    assert_eq!(most_inside(text), 2, "{text}");
+    assert_eq!(text.matches("a child enters").count(), 5, "{text}");
+    assert_eq!(text.matches("a child leaves").count(), 5, "{text}");
+    assert!(semaphores_of(pid).is_empty(), "{:?}", semaphores_of(pid));
+    transcript.assert_snapshot("run");
+}
+
+#[test]
+fn semaphore_gate_count_is_not_vacuous() {
+    // With value 5, all five are let in together, and the parent sees it.
+    let run = listing("semaphore-gate").args(["--value", "5"]).spawn();
+    let pid = run.pid();
+    let transcript = run.finish();
+    assert!(transcript.status.success(), "{}", transcript.text);
+    assert_eq!(most_inside(&transcript.text), 5, "{}", transcript.text);
+    assert!(semaphores_of(pid).is_empty(), "{:?}", semaphores_of(pid));
+}
+
+#[test]
+fn semaphore_gate_refuses_a_zero_value() {
+    assert_refused("semaphore-gate", &["--value", "0"], "zero-value");
+}
+
+/// Processes still running whose command line names a semaphore of this run.
+fn children_of_run(pid: u32) -> Vec<String> {
+    let mark = format!("/semaphore-gate-{pid}-");
+    fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| fs::read(entry.ok()?.path().join("cmdline")).ok())
+        .map(|cmdline| String::from_utf8_lossy(&cmdline).replace('\0', " "))
+        .filter(|cmdline| cmdline.contains(&mark))
+        .collect()
+}
+
+#[test]
+fn semaphore_gate_loses_the_permit_of_a_killed_child_and_cleans_up() {
+    let run = listing("semaphore-gate").args(["--kill-inside"]).spawn();
+    let pid = run.pid();
+    let transcript = run.finish();
+    let text = &transcript.text;
+    assert_eq!(transcript.status.code(), Some(1), "{text}");
+    // Two were let in, one died: the value stays 0 with one live child inside.
+    assert!(
+        text.contains("semaphore value now 0, with 1 live child inside"),
+        "{text}"
+    );
+    assert!(
+        children_of_run(pid).is_empty(),
+        "{:?}",
+        children_of_run(pid)
+    );
+    assert!(semaphores_of(pid).is_empty(), "{:?}", semaphores_of(pid));
+    transcript.assert_snapshot("kill-inside");
+}

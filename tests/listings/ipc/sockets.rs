@@ -1,1 +1,97 @@
-//! Chapter 9: see tests/listings/ipc.rs.
+//! S7.4, Unix domain sockets: the page src/ipc/sockets.md.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::harness::{assert_refused, listing};
+
+/// The run directories (`unix-sockets-<pid>-<nanos>`) a listing with this pid left in `dir`.
+fn left_behind(dir: &Path, pid: u32) -> Vec<PathBuf> {
+    let prefix = format!("unix-sockets-{pid}-");
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| {
+            path.file_name()
+                .is_some_and(|name| name.to_string_lossy().starts_with(&prefix))
+        })
+        .collect()
+}
+
+#[test]
+fn unix_sockets_stream_datagrams_and_peer_credentials() {
+    let run = listing("unix-sockets").spawn();
+    let pid = run.pid();
+    let transcript = run.finish();
+    let text = &transcript.text;
+    assert!(transcript.status.success(), "{text}");
+    assert!(text.contains("run directory created, mode 700"), "{text}");
+    assert!(
+        text.contains("stream.sock bound: a socket file: true"),
+        "{text}"
+    );
+    // SO_PEERCRED named the child that connected, and our own user.
+    assert!(
+        text.contains(": the child: true; same user: true"),
+        "{text}"
+    );
+    assert_eq!(text.matches("child got:  LINE ").count(), 3, "{text}");
+    // Every datagram arrived, in order, with its own length (the listing checks each).
+    assert!(
+        text.contains("parent got all 1000, in order, each as it was sent"),
+        "{text}"
+    );
+    assert!(text.contains("child got the reply: got 1000"), "{text}");
+    assert!(
+        left_behind(&std::env::temp_dir(), pid).is_empty(),
+        "the run directory remains"
+    );
+    transcript.assert_snapshot("run");
+}
+
+#[test]
+fn unix_sockets_refuses_zero_lines() {
+    assert_refused("unix-sockets", &["--lines", "0"], "zero-lines");
+}
+
+#[test]
+fn unix_sockets_reports_a_missing_directory() {
+    let transcript = listing("unix-sockets")
+        .args(["--dir", "/nonexistent/directory"])
+        .spawn()
+        .finish();
+    assert_eq!(transcript.status.code(), Some(1), "{}", transcript.text);
+    assert_eq!(transcript.text.lines().count(), 1, "{}", transcript.text);
+    transcript.assert_snapshot("missing-directory");
+}
+
+#[test]
+fn unix_sockets_removes_its_directory_when_a_path_is_too_long() {
+    // A socket's path must fit in 108 bytes (sun_path); this directory alone is longer.
+    let scratch = std::env::temp_dir().join(format!(
+        "book-unix-sockets-{}-{}",
+        std::process::id(),
+        "long".repeat(25)
+    ));
+    fs::create_dir_all(&scratch).unwrap();
+    let run = listing("unix-sockets")
+        .args(["--dir".to_string(), scratch.display().to_string()])
+        .spawn();
+    let pid = run.pid();
+    let mut transcript = run.finish();
+    let leftovers = left_behind(&scratch, pid);
+    let _ = fs::remove_dir_all(&scratch);
+    assert_eq!(transcript.status.code(), Some(1), "{}", transcript.text);
+    assert!(
+        transcript
+            .text
+            .contains("path must be shorter than SUN_LEN"),
+        "{}",
+        transcript.text
+    );
+    assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
+    transcript
+        .redact_matches(&regex::escape(&scratch.to_string_lossy()), "[DIR]")
+        .redact_matches(r"unix-sockets-\d+-\d+", "unix-sockets-[PID]-[NANOS]")
+        .assert_snapshot("path-too-long");
+}

@@ -1,0 +1,277 @@
+//! S7.7: a semaphore (信号量), which the note's "信用量" stands for. A POSIX
+//! named semaphore with value 2 lets at most 2 of 5 child processes (this
+//! program, started again) into a section at once; the parent watches them
+//! enter and leave, and checks the count.
+
+use std::collections::VecDeque;
+use std::env;
+use std::ffi::CString;
+use std::io::{self, BufRead, BufReader, Write};
+use std::process::{self, Child, ChildStdin, Command, ExitCode, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail, ensure};
+use clap::{Parser, Subcommand};
+
+/// Let child processes through a section guarded by a named semaphore.
+#[derive(Parser)]
+struct Args {
+    #[command(subcommand)]
+    role: Option<Role>,
+    /// The semaphore's value: how many may be inside at once.
+    #[arg(long, default_value_t = 2)]
+    #[arg(value_parser = clap::value_parser!(u32).range(1..=8))]
+    value: u32,
+    /// Child processes that go through the section.
+    #[arg(long, default_value_t = 5)]
+    #[arg(value_parser = clap::value_parser!(u32).range(1..=32))]
+    children: u32,
+    /// Kill the second child to enter, inside the section, with SIGKILL.
+    #[arg(long)]
+    kill_inside: bool,
+}
+
+#[derive(Subcommand)]
+enum Role {
+    /// Enter the section, wait for the parent's word, leave.
+    #[command(hide = true)]
+    Child { name: String, number: u32 },
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let result = match &args.role {
+        Some(Role::Child { name, number }) => child(name, *number),
+        None => parent(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("semaphore-gate: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+// ANCHOR: semaphore
+/// A POSIX named semaphore, open in this process. The one that created it
+/// also removes its name when dropped.
+struct Semaphore {
+    sem: *mut libc::sem_t,
+    name: CString,
+    owner: bool,
+}
+
+impl Semaphore {
+    /// Creates a new semaphore; fails if the name exists.
+    fn create(name: &str, value: u32) -> Result<Semaphore> {
+        let name = CString::new(name)?;
+        let flags = libc::O_CREAT | libc::O_EXCL;
+        // SAFETY: `name` is a NUL-terminated string that outlives the call;
+        // with O_CREAT, sem_open reads two more arguments, a mode and the
+        // initial value, passed as the unsigned ints C promotes them to.
+        let sem = unsafe {
+            libc::sem_open(name.as_ptr(), flags, 0o600 as libc::c_uint, value)
+        };
+        Semaphore::checked(sem, name, true)
+    }
+
+    /// Opens a semaphore that another process created.
+    fn open(name: &str) -> Result<Semaphore> {
+        let name = CString::new(name)?;
+        // SAFETY: as above; without O_CREAT there are no more arguments.
+        let sem = unsafe { libc::sem_open(name.as_ptr(), 0) };
+        Semaphore::checked(sem, name, false)
+    }
+
+    fn checked(
+        sem: *mut libc::sem_t,
+        name: CString,
+        owner: bool,
+    ) -> Result<Self> {
+        if sem == libc::SEM_FAILED {
+            let e = io::Error::last_os_error();
+            return Err(e).with_context(|| format!("sem_open {name:?}"));
+        }
+        Ok(Semaphore { sem, name, owner })
+    }
+
+    /// Waits until the value is above 0 and takes one from it; the permit
+    /// gives it back when dropped.
+    fn wait(&self) -> Result<Permit<'_>> {
+        // SAFETY: `self.sem` came from a successful sem_open and stays open
+        // until drop, which cannot run while `self` is borrowed.
+        while unsafe { libc::sem_wait(self.sem) } != 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e).context("sem_wait");
+            }
+        }
+        Ok(Permit(self))
+    }
+
+    /// The value now: how many more may enter. Only a snapshot: another
+    /// process may change it the moment after.
+    fn value(&self) -> Result<i32> {
+        let mut value = 0;
+        // SAFETY: `self.sem` is open (see `wait`), and `value` is a valid
+        // place for the one int that sem_getvalue writes.
+        if unsafe { libc::sem_getvalue(self.sem, &mut value) } != 0 {
+            return Err(io::Error::last_os_error()).context("sem_getvalue");
+        }
+        Ok(value)
+    }
+}
+
+/// One unit taken from a semaphore, given back on drop. A process that is
+/// killed never gives it back: the kernel does not undo it.
+struct Permit<'a>(&'a Semaphore);
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        // SAFETY: the semaphore is open (the permit borrows it); sem_post
+        // only fails on an invalid semaphore or an overflow of its value.
+        unsafe { libc::sem_post(self.0.sem) };
+    }
+}
+
+impl Drop for Semaphore {
+    fn drop(&mut self) {
+        // SAFETY: `self.sem` is open, and nothing uses it after this.
+        unsafe { libc::sem_close(self.sem) };
+        if self.owner {
+            // SAFETY: `self.name` is NUL-terminated. The name goes now; the
+            // semaphore itself when the last process has closed it.
+            unsafe { libc::sem_unlink(self.name.as_ptr()) };
+        }
+    }
+}
+// ANCHOR_END: semaphore
+
+// ANCHOR: child
+fn child(name: &str, number: u32) -> Result<()> {
+    let semaphore = Semaphore::open(name)?;
+    let permit = semaphore.wait()?;
+    println!("enter {number}");
+    // Inside until the parent says to leave (or is gone: end of input).
+    io::stdin().lock().read_line(&mut String::new())?;
+    println!("leave {number}");
+    drop(permit); // sem_post, after "leave" is written
+    Ok(())
+}
+// ANCHOR_END: child
+
+/// The children, each killed (if still running) and waited for on drop.
+struct Children(Vec<(Child, Option<ChildStdin>)>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for (child, stdin) in &mut self.0 {
+            stdin.take();
+            if let Ok(None) = child.try_wait() {
+                let _ = child.kill();
+            }
+            let _ = child.wait();
+        }
+    }
+}
+
+// ANCHOR: parent
+fn parent(args: &Args) -> Result<()> {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos();
+    let name = format!("/semaphore-gate-{}-{nanos}", process::id());
+    let semaphore = Semaphore::create(&name, args.value)?;
+    println!("semaphore created with value {}", args.value);
+    // All children write to one pipe: each line is one write, so the pipe
+    // holds their lines in the order they happened.
+    let (reader, writer) = io::pipe()?;
+    let me = env::current_exe().context("cannot find this program")?;
+    let mut children = Children(Vec::new());
+    for number in 0..args.children {
+        let mut child = Command::new(&me)
+            .args(["child", &name, &number.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(writer.try_clone()?)
+            .stderr(writer.try_clone()?)
+            .spawn()
+            .context("cannot start a child")?;
+        let stdin = child.stdin.take();
+        children.0.push((child, stdin));
+    }
+    drop(writer);
+    let (sender, lines) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(reader).lines() {
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+
+    let mut inside: VecDeque<u32> = VecDeque::new();
+    let (mut left, mut most, mut released) = (0, 0, None);
+    while left < args.children {
+        let line = lines
+            .recv_timeout(Duration::from_secs(10))
+            .context("no child entered or left for 10 s")??;
+        match line.split_once(' ') {
+            Some(("enter", number)) => inside.push_back(number.parse()?),
+            Some(("leave", number)) => {
+                let number: u32 = number.parse()?;
+                inside.retain(|&n| n != number);
+                left += 1;
+                released = None;
+            }
+            _ => bail!("a child failed: {line}"),
+        }
+        let verb = line.split(' ').next().unwrap_or_default();
+        println!("a child {verb}s: {} inside", inside.len());
+        most = most.max(inside.len());
+        if args.kill_inside && inside.len() == 2 {
+            return kill_inside(&mut children, &inside, &semaphore);
+        }
+        // Let one out only when the section is as full as it can get.
+        let can_be_inside = args.value.min(args.children - left) as usize;
+        if released.is_none()
+            && inside.len() >= can_be_inside
+            && let Some(&first) = inside.front()
+        {
+            let stdin = children.0[first as usize].1.as_mut();
+            writeln!(stdin.context("no stdin")?)?;
+            released = Some(first);
+        }
+    }
+    for (child, stdin) in &mut children.0 {
+        stdin.take();
+        let status = child.wait()?;
+        ensure!(status.success(), "a child failed: {status}");
+    }
+    println!(
+        "{} children went through; at most {most} inside",
+        args.children
+    );
+    drop(semaphore);
+    Ok(())
+}
+// ANCHOR_END: parent
+
+// ANCHOR: kill
+/// Kills the child that entered last, inside the section, and shows that
+/// its permit is gone with it: SIGKILL leaves no chance to run `Drop`.
+fn kill_inside(
+    children: &mut Children,
+    inside: &VecDeque<u32>,
+    semaphore: &Semaphore,
+) -> Result<()> {
+    let last = *inside.back().context("nobody inside")?;
+    let (child, _) = &mut children.0[last as usize];
+    child.kill()?;
+    let status = child.wait()?;
+    println!("parent: SIGKILL to the child that entered last: {status}");
+    let value = semaphore.value()?;
+    println!("semaphore value now {value}, with 1 live child inside");
+    bail!("a child died holding a permit, which is lost")
+}
+// ANCHOR_END: kill
