@@ -329,9 +329,10 @@ fn python(
     let expected = sequential(a.chunks, a.python_steps, 1)?;
     let mut baseline = None;
     let mut python_1000 = Duration::ZERO;
+    let mut threads_busy = String::new();
     for line in lines {
         let fields: Vec<&str> = line.split(' ').collect();
-        let [name, seconds, checksum] = fields[..] else {
+        let [name, seconds, checksum, busy] = fields[..] else {
             bail!("unexpected line from Python: {line:?}");
         };
         let seconds = seconds.parse().context("a time from Python")?;
@@ -346,6 +347,9 @@ fn python(
             name
         };
         row(name, took, base, ceiling);
+        if name == "threads" {
+            threads_busy = busy.to_string();
+        }
         ensure!(
             checksum == format!("{expected:#018x}"),
             "Python's checksum {checksum} is not {expected:#018x}"
@@ -355,6 +359,8 @@ fn python(
         "Python got checksum {expected:#018x}, as Rust does for {} steps a chunk",
         a.python_steps
     );
+    // CPU time over wall time: how many cores its threads kept busy at once.
+    println!("Python's threads kept {threads_busy} cores busy on average");
     let ratio = python_1000.as_secs_f64() / rust_1000.as_secs_f64();
     println!(
         "1,000 steps in one thread: Rust {rust_1000:.2?}, Python {python_1000:.2?} ({ratio:.0}x)"
@@ -420,13 +426,15 @@ def main():
     gil = getattr(sys, "_is_gil_enabled", lambda: True)()
     print("python", sys.version.split()[0], "with" if gil else "without")
     for way in (sequential, threads, processes):
-        best, checksum = None, None
+        best, checksum, busy = None, None, None
         for _ in range(rounds):
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             checksum = way(chunks, steps, workers)
             took = time.perf_counter() - started
-            best = took if best is None else min(best, took)
-        print(way.__name__, best, f"{checksum:#018x}")
+            if best is None or took < best:
+                # CPU time of this process's threads (not of child processes).
+                best, busy = took, (time.process_time() - cpu) / took
+        print(way.__name__, best, f"{checksum:#018x}", f"{busy:.2f}")
 
 
 if __name__ == "__main__":
