@@ -5,7 +5,9 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::{
+    Arc, Condvar, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard,
+};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -47,7 +49,7 @@ impl Listing {
     }
 
     /// Marks a run whose figures the book records: while `BOOK_MEASURE=1` records them, such
-    /// runs take turns, so that no measuring listing loads the machine another one measures.
+    /// a run has the machine to itself, with no other listing running beside it.
     pub fn measuring(mut self) -> Self {
         self.measuring = true;
         self
@@ -57,11 +59,15 @@ impl Listing {
     /// pipe, so the transcript has them in the order the program wrote them, as a terminal would.
     pub fn spawn(self) -> Run {
         let binary = binary(&self.name);
-        static MEASURING: Mutex<()> = Mutex::new(());
-        let turn = (self.measuring && recording()).then(|| {
-            MEASURING
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
+        // While figures are recorded, a measuring run has the machine to itself: it waits
+        // for every other listing to end, and none starts until it has ended.
+        static MACHINE: RwLock<()> = RwLock::new(());
+        let turn = recording().then(|| {
+            if self.measuring {
+                Turn::Alone(MACHINE.write().unwrap_or_else(|p| p.into_inner()))
+            } else {
+                Turn::Shared(MACHINE.read().unwrap_or_else(|p| p.into_inner()))
+            }
         });
         let (reader, writer) = std::io::pipe().expect("cannot create a pipe");
         let mut child = Command::new(&binary)
@@ -149,6 +155,12 @@ pub fn compile_error(snippet: &str) -> Transcript {
     }
 }
 
+/// A run's hold on the machine while figures are recorded.
+enum Turn {
+    Alone(#[allow(dead_code)] RwLockWriteGuard<'static, ()>),
+    Shared(#[allow(dead_code)] RwLockReadGuard<'static, ()>),
+}
+
 /// A running listing.
 pub struct Run {
     name: String,
@@ -158,8 +170,8 @@ pub struct Run {
     reader: Option<JoinHandle<()>>,
     started: Instant,
     budget: Duration,
-    /// Held while a measuring run records its figures.
-    _turn: Option<MutexGuard<'static, ()>>,
+    /// Held while figures are recorded (see `spawn`).
+    _turn: Option<Turn>,
     measuring: bool,
     command_line: String,
     redactions: Vec<(Regex, String)>,
