@@ -1,4 +1,4 @@
-//! S7.3-S7.7: the notes' ways between processes, measured. One child
+//! S7.1-S7.7: the notes' ways between processes, measured. One child
 //! process (this program, started again) per mechanism echoes what the
 //! parent sends: a ping-pong of small messages, timed one round trip at a
 //! time. Median and 99th percentile, and the median as a ratio of the
@@ -10,7 +10,6 @@ use std::hint;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::{UnixDatagram, UnixListener, UnixStream};
-use std::os::unix::process::parent_id;
 use std::path::{Path, PathBuf};
 use std::process::{self, Child, Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering::Acquire, Ordering::Release};
@@ -21,10 +20,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use clap::{Parser, Subcommand, ValueEnum};
 use ipc_channel::ipc::{self, IpcOneShotServer, IpcReceiver, IpcSender};
-use memmap2::MmapMut;
+use memmap2::MmapRaw;
 use nix::sys::signal::{SigSet, Signal, kill};
 use nix::sys::stat::Mode;
-use nix::unistd::{Pid, mkfifo};
+use nix::unistd::{Pid, getppid, mkfifo};
 use serde::{Deserialize, Serialize};
 
 /// Time a round trip through each way between two processes.
@@ -42,7 +41,11 @@ struct Args {
 enum Role {
     /// Echo for the parent over one mechanism.
     #[command(hide = true)]
-    Echo { mechanism: Mechanism, at: String },
+    Echo {
+        mechanism: Mechanism,
+        at: String,
+        parent: i32,
+    },
 }
 
 // ANCHOR: mechanisms
@@ -76,9 +79,11 @@ impl Mechanism {
             Self::IpcChannel => {
                 ["ipc-channel", "typed messages", "unrelated, by name"]
             }
-            Self::SharedMemory => {
-                ["shared memory", "a flag (u64)", "unrelated, by path"]
-            }
+            Self::SharedMemory => [
+                "shared memory",
+                "any bytes (you synchronize)",
+                "unrelated, by path",
+            ],
             Self::Signal => ["signals", "a signal", "unrelated, by pid"],
         }
     }
@@ -88,7 +93,11 @@ impl Mechanism {
 fn main() -> ExitCode {
     let args = Args::parse();
     let result = match args.role {
-        Some(Role::Echo { mechanism, at }) => echo(mechanism, &at),
+        Some(Role::Echo {
+            mechanism,
+            at,
+            parent,
+        }) => echo(mechanism, &at, Pid::from_raw(parent)),
         None => run(args.rounds),
     };
     match result {
@@ -127,13 +136,13 @@ fn run(rounds: u64) -> Result<()> {
     }
     let fastest = results.iter().map(|r| r.1).min().expect("mechanisms");
     println!(
-        "{:<16} {:<15} {:<19} {:>9} {:>9} {:>7}",
+        "{:<16} {:<27} {:<19} {:>9} {:>9} {:>7}",
         "mechanism", "carries", "who", "median", "p99", "ratio"
     );
     for ([name, carries, who], median, p99) in results {
         let ratio = median.as_secs_f64() / fastest.as_secs_f64();
         println!(
-            "{name:<16} {carries:<15} {who:<19} {median:>9.1?} {p99:>9.1?} \
+            "{name:<16} {carries:<27} {who:<19} {median:>9.1?} {p99:>9.1?} \
              {ratio:>6.1}x"
         );
     }
@@ -240,6 +249,8 @@ fn measure(
                 Ok(socket)
             })?;
             socket.connect(path("child.sock"))?;
+            // A child that died sends nothing more: fail, never wait forever.
+            socket.set_read_timeout(Some(Duration::from_secs(10)))?;
             let times = time_rounds(rounds, |i| {
                 socket.send(&i.to_le_bytes())?;
                 let mut echo = [0; 8];
@@ -281,17 +292,21 @@ fn measure(
         }
         Mechanism::SharedMemory => {
             File::create(path("flags"))?.set_len(size_of::<Flags>() as u64)?;
-            let mut map = map(&path("flags"))?;
-            let flags = flags(&mut map)?;
+            let map = map(&path("flags"))?;
+            let flags = flags(&map)?;
             let child = Echo::start(mechanism, &at("flags"), false)?;
+            // One deadline for all the rounds, set before the timing starts:
+            // a round reads the clock twice, as with every other mechanism
+            // (the check reads it again only after 10,000 spins).
+            let limit = Duration::from_secs(10) + Duration::from_millis(rounds);
+            let deadline = Instant::now() + limit;
             // 0 is the file's initial value; the pings start at 1.
             let times = time_rounds(rounds, |i| {
-                let started = Instant::now();
                 flags.ping.store(i + 1, Release);
                 let echo = spin_until(
                     &flags.pong,
                     |pong| pong == i + 1,
-                    || started.elapsed() < Duration::from_secs(10),
+                    || Instant::now() < deadline,
                 )?;
                 ensure!(echo == i + 1, "bad echo");
                 Ok(())
@@ -310,7 +325,7 @@ fn measure(
             let pid = Pid::from_raw(child.0.id() as i32);
             let times = time_rounds(rounds, |_| {
                 kill(pid, Signal::SIGUSR1)?;
-                let echo = signals().wait()?;
+                let echo = wait_for_signal(Duration::from_secs(10))?;
                 ensure!(echo == Signal::SIGUSR1, "got {echo} back");
                 Ok(())
             })?;
@@ -324,7 +339,19 @@ fn measure(
 
 // ANCHOR: echo
 /// The child: echo over `mechanism` until the parent says stop.
-fn echo(mechanism: Mechanism, at: &str) -> Result<()> {
+fn echo(mechanism: Mechanism, at: &str, parent: Pid) -> Result<()> {
+    // A child blocked in an open, a recv or a wait would never learn that
+    // the parent died: have the kernel kill it then. (The signal comes
+    // when the thread that started the child ends: the parent's main
+    // thread.) If the parent died before this line, the child already
+    // has another parent: stop.
+    // SAFETY: PR_SET_PDEATHSIG takes a signal number and touches no memory
+    // of this process.
+    let set = unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
+    };
+    ensure!(set == 0, "prctl: {}", std::io::Error::last_os_error());
+    ensure!(getppid() == parent, "the parent is gone");
     let path = |name: &str| Path::new(at).join(name);
     match mechanism {
         Mechanism::Pipe => {
@@ -365,16 +392,15 @@ fn echo(mechanism: Mechanism, at: &str) -> Result<()> {
             Ok(())
         }
         Mechanism::SharedMemory => {
-            let mut map = map(Path::new(at))?;
-            let flags = flags(&mut map)?;
-            let parent = parent_id();
+            let map = map(Path::new(at))?;
+            let flags = flags(&map)?;
             let mut last = 0;
             loop {
                 // A parent that died leaves this child to init: stop.
                 last = spin_until(
                     &flags.ping,
                     |ping| ping != last,
-                    || parent_id() == parent,
+                    || getppid() == parent,
                 )?;
                 if last == STOP {
                     return Ok(());
@@ -387,7 +413,6 @@ fn echo(mechanism: Mechanism, at: &str) -> Result<()> {
             let mut stdout = std::io::stdout();
             stdout.write_all(b"!")?;
             stdout.flush()?;
-            let parent = Pid::from_raw(parent_id() as i32);
             while signals().wait()? == Signal::SIGUSR1 {
                 kill(parent, Signal::SIGUSR1)?;
             }
@@ -411,6 +436,29 @@ fn signals() -> SigSet {
     set.add(Signal::SIGUSR1);
     set.add(Signal::SIGUSR2);
     set
+}
+
+/// The parent's wait for the echo: `sigtimedwait`, since a child that died
+/// sends no signal and `sigwait` would wait forever.
+fn wait_for_signal(timeout: Duration) -> Result<Signal> {
+    let timeout = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: timeout.subsec_nanos().into(),
+    };
+    // SAFETY: both pointers are to live values of the right types, and a
+    // null info pointer is allowed.
+    let number = unsafe {
+        libc::sigtimedwait(signals().as_ref(), std::ptr::null_mut(), &timeout)
+    };
+    if number < 0 {
+        let error = std::io::Error::last_os_error();
+        ensure!(
+            error.raw_os_error() != Some(libc::EAGAIN),
+            "no echo in time"
+        );
+        bail!("sigtimedwait: {error}");
+    }
+    Ok(Signal::try_from(number)?)
 }
 
 // ANCHOR: spin
@@ -449,37 +497,48 @@ fn spin_until(
     unreachable!("a u64 count of spins does not run out")
 }
 
-fn map(path: &Path) -> Result<MmapMut> {
+/// Maps the shared file as raw memory: the other process writes these
+/// bytes while this one reads them, so no `&[u8]` or `&mut [u8]` over them
+/// may ever exist, only references to the atomics in them.
+fn map(path: &Path) -> Result<MmapRaw> {
     let file = OpenOptions::new().read(true).write(true).open(path)?;
-    // SAFETY: the file is this program's own, in its own folder, and no
-    // process resizes it while it is mapped (a mapping past the end of
-    // its file faults).
-    Ok(unsafe { MmapMut::map_mut(&file) }?)
+    Ok(MmapRaw::map_raw(&file)?)
 }
 
-fn flags(map: &mut MmapMut) -> Result<&Flags> {
+// The atomics are shared with another process: only lock-free ones are
+// address-free, and so work through two mappings of the same page.
+#[cfg(not(target_has_atomic = "64"))]
+compile_error!("shared memory needs lock-free 64-bit atomics");
+
+fn flags(map: &MmapRaw) -> Result<&Flags> {
     let at = map.as_mut_ptr().cast::<Flags>();
     ensure!(map.len() >= size_of::<Flags>(), "the shared file is short");
     ensure!(at.is_aligned(), "the mapping is not aligned for AtomicU64");
-    // SAFETY: `at` is aligned and points to size_of::<Flags>() mapped
-    // bytes (checked above), mapped for as long as the reference lives (it
-    // borrows `map`); any bytes are valid AtomicU64s; both processes touch
-    // them only through atomics.
+    // SAFETY: `at` is aligned for Flags, and size_of::<Flags>() bytes from
+    // it are mapped (both checked above). They stay mapped as long as the
+    // reference lives, since it borrows `map`, and the file is this
+    // program's own: nobody truncates it. The other process modifies these
+    // bytes, and holds its own `&Flags` over them, while this process holds
+    // this one: that is sound because every access on both sides is an
+    // atomic load or store (AtomicU64 is lock-free here, so it works across
+    // processes), no non-atomic reference to the bytes ever exists, and
+    // every bit pattern is a valid AtomicU64.
     Ok(unsafe { &*at })
 }
 // ANCHOR_END: spin
 
 // ANCHOR: cleanup
 /// One echoing child, reaped on every path: `finish` waits for it to end
-/// and checks that it succeeded; dropped after an error, it is killed and
-/// waited for.
+/// (10 s at most) and checks that it succeeded; dropped after an error, it
+/// is killed and waited for.
 struct Echo(Child);
 
 impl Echo {
     fn start(mechanism: Mechanism, at: &str, piped: bool) -> Result<Self> {
         let name = mechanism.to_possible_value().expect("not skipped");
         let mut command = Command::new(env::current_exe()?);
-        command.args(["echo", name.get_name(), at]);
+        let parent = process::id().to_string();
+        command.args(["echo", name.get_name(), at, &parent]);
         if piped {
             command.stdin(Stdio::piped()).stdout(Stdio::piped());
         }
@@ -487,7 +546,15 @@ impl Echo {
     }
 
     fn finish(mut self) -> Result<()> {
-        let status = self.0.wait()?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(status) = self.0.try_wait()? {
+                break status;
+            }
+            // Dropping `self` kills and reaps it.
+            ensure!(Instant::now() < deadline, "the child did not stop");
+            thread::sleep(Duration::from_millis(10));
+        };
         ensure!(status.success(), "the child failed ({status})");
         Ok(())
     }
@@ -495,8 +562,9 @@ impl Echo {
 
 impl Drop for Echo {
     fn drop(&mut self) {
-        // Once finished, kill fails (no such process is left to signal)
-        // and wait returns the status it already has.
+        // Once reaped, the child's pid may belong to another process: std
+        // then sends no signal (kill returns Ok) and wait returns the
+        // status it already has.
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
