@@ -57,7 +57,10 @@ fn main() -> ExitCode {
 
 // ANCHOR: semaphore
 /// A POSIX named semaphore, open in this process. The one that created it
-/// also removes its name when dropped.
+/// also removes its name when dropped. (CPython's SemLock, under fork,
+/// unlinks the name right after sem_open; this one keeps it until the parent drops it,
+/// because the children open the semaphore by name, at times the parent
+/// does not see. So a parent killed by SIGKILL leaves /dev/shm/sem.* behind.)
 struct Semaphore {
     sem: *mut libc::sem_t,
     name: CString,
@@ -131,9 +134,18 @@ struct Permit<'a>(&'a Semaphore);
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
-        // SAFETY: the semaphore is open (the permit borrows it); sem_post
-        // only fails on an invalid semaphore or an overflow of its value.
-        unsafe { libc::sem_post(self.0.sem) };
+        // SAFETY: `self.0.sem` came from a successful sem_open, and the
+        // semaphore stays open while this permit lives: the permit borrows
+        // the `Semaphore`, whose drop (sem_close) cannot run meanwhile.
+        // sem_post touches only the semaphore, and is async-signal-safe.
+        let result = unsafe { libc::sem_post(self.0.sem) };
+        // It fails only on an invalid semaphore (ruled out above) or a value
+        // past SEM_VALUE_MAX (each post follows a wait). Drop cannot return
+        // an error, so an impossible one is at least reported.
+        if result != 0 {
+            let e = io::Error::last_os_error();
+            eprintln!("semaphore-gate: sem_post: {e}");
+        }
     }
 }
 

@@ -1,5 +1,5 @@
 //! S7.6: the notes' shared memory (`Value`, `Array`). A counter lives in a
-//! file that every process maps with memmap2; child processes (this
+//! file (in /dev/shm on Linux) that every process maps with memmap2; child processes (this
 //! program, started again) add 1 to it, first as a separate load and store
 //! (updates are lost), then as one fetch_add (none are). Atomics in the
 //! mapping throughout, so no version is undefined behaviour.
@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail, ensure};
 use clap::{Parser, Subcommand, ValueEnum};
-use memmap2::MmapMut;
+use memmap2::MmapRaw;
 
 /// Child processes add to one counter in shared memory.
 #[derive(Parser)]
@@ -81,34 +81,48 @@ struct Shared {
     counter: AtomicU64,
 }
 
-/// Maps the shared file into this process, read and write.
-fn map(path: &Path) -> Result<MmapMut> {
+/// Maps the shared file into this process, read and write. `MmapRaw`
+/// hands out only a raw pointer, never a `&[u8]` or `&mut [u8]` over bytes
+/// that other processes change meanwhile.
+fn map(path: &Path) -> Result<MmapRaw> {
     let file = OpenOptions::new()
         .read(true)
         .write(true)
         .open(path)
         .with_context(|| format!("cannot open {}", path.display()))?;
-    // SAFETY: a mapping is unsound if the file shrinks under it (reading
-    // past its end is a SIGBUS). This file is this program's own, in a
-    // folder it created, and no process resizes it while it is mapped.
-    let map = unsafe { MmapMut::map_mut(&file) };
-    map.with_context(|| format!("cannot map {}", path.display()))
+    MmapRaw::map_raw(&file)
+        .with_context(|| format!("cannot map {}", path.display()))
 }
 
+// Atomics shared between processes must be lock-free: a lock-based one
+// would keep its lock in this process's memory, where the others cannot
+// see it.
+#[cfg(not(target_has_atomic = "64"))]
+compile_error!("this listing needs lock-free 64-bit atomics");
+
 /// The shared counters, seen through the mapping. The reference borrows
-/// `map`, so the memory stays mapped for as long as it is used, and this
-/// process cannot reach those bytes any other way meanwhile.
-fn shared(map: &mut MmapMut) -> Result<&Shared> {
+/// `map`, so the memory stays mapped for as long as it is used.
+fn shared(map: &MmapRaw) -> Result<&Shared> {
     let at = map.as_mut_ptr().cast::<Shared>();
     ensure!(map.len() >= size_of::<Shared>(), "the shared file is short");
     // mmap returns a page-aligned address; checked all the same.
     ensure!(at.is_aligned(), "the mapping is not aligned for AtomicU64");
-    // SAFETY: `at` is aligned and points to size_of::<Shared>() mapped
-    // bytes (both checked above), which stay mapped while the reference
-    // lives (it borrows `map`). Any 8 bytes are a valid AtomicU64 (it has
-    // u64's size and representation), so the zeroed file is two counters
-    // at 0. Every process reads and writes these bytes only through the
-    // atomics, so concurrent access from other processes is no data race.
+    // SAFETY:
+    // - Alignment and length: `at` is aligned for `Shared` and points to at
+    //   least size_of::<Shared>() mapped bytes (both checked above).
+    // - Lifetime: the bytes stay mapped while the reference lives, since it
+    //   borrows `map`; and no process shrinks the file while it is mapped
+    //   (it is this program's own, in a directory it created), so no load
+    //   runs past its end into a SIGBUS.
+    // - Validity: any 8 bytes are a valid AtomicU64 (u64's size and
+    //   representation), so the zeroed file is two counters at 0.
+    // - Other processes modify these bytes at any time. That is allowed
+    //   because the only reference ever made to them is this `&Shared`,
+    //   whose fields are atomics (an UnsafeCell inside), and every process
+    //   reads and writes them only through atomic operations, which are
+    //   lock-free (`target_has_atomic = "64"`) and so work on the memory
+    //   itself, whichever process or address it is mapped at. No process
+    //   makes a `&[u8]` or `&mut [u8]` over them, so none races.
     Ok(unsafe { &*at })
 }
 // ANCHOR_END: region
@@ -117,8 +131,8 @@ fn shared(map: &mut MmapMut) -> Result<&Shared> {
 /// A child: waits until all the children are ready, then adds `count`
 /// times, one of the two ways.
 fn add(file: &Path, way: Way, processes: u64, count: u64) -> Result<()> {
-    let mut map = map(file)?;
-    let shared = shared(&mut map)?;
+    let map = map(file)?;
+    let shared = shared(&map)?;
     shared.ready.fetch_add(1, Relaxed);
     // A child that failed to start would keep the others waiting forever.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -147,19 +161,19 @@ fn add(file: &Path, way: Way, processes: u64, count: u64) -> Result<()> {
 
 // ANCHOR: run
 fn run(args: &Args) -> Result<()> {
-    let folder = TempFolder::new()?;
-    println!("shared file: {}", folder.0.join("counter").display());
+    let dir = TempDir::new()?;
+    println!("shared file: {}", dir.0.join("counter").display());
     let expected = args.processes * args.count;
     println!(
         "{} processes add 1 to a shared counter {} times each",
         args.processes, args.count
     );
-    let racy = in_children(&folder, Way::Racy, args)?;
+    let racy = in_children(&dir, Way::Racy, args)?;
     println!(
         "load, then store: {racy} ({} updates lost)",
         expected - racy
     );
-    let atomic = in_children(&folder, Way::FetchAdd, args)?;
+    let atomic = in_children(&dir, Way::FetchAdd, args)?;
     println!(
         "fetch_add:        {atomic} ({} updates lost)",
         expected - atomic
@@ -168,8 +182,8 @@ fn run(args: &Args) -> Result<()> {
 }
 
 /// Starts the children on a fresh, zeroed file; returns the final count.
-fn in_children(folder: &TempFolder, way: Way, args: &Args) -> Result<u64> {
-    let path = folder.0.join("counter");
+fn in_children(dir: &TempDir, way: Way, args: &Args) -> Result<u64> {
+    let path = dir.0.join("counter");
     let file = File::create(&path).context("cannot create the file")?;
     // A new file's bytes read as zeros: both counters start at 0.
     file.set_len(size_of::<Shared>() as u64)?;
@@ -188,29 +202,37 @@ fn in_children(folder: &TempFolder, way: Way, args: &Args) -> Result<u64> {
         children.0.push(child);
     }
     children.wait_all()?;
-    let mut map = map(&path)?;
-    Ok(shared(&mut map)?.counter.load(Relaxed))
+    let map = map(&path)?;
+    Ok(shared(&map)?.counter.load(Relaxed))
 }
 // ANCHOR_END: run
 
 // ANCHOR: cleanup
-/// A folder of this run's own in the system's temporary folder, removed
-/// with everything in it when dropped: on success, on error, on a panic.
-struct TempFolder(PathBuf);
+/// A directory of this run's own, removed with everything in it when
+/// dropped: on success, on error, on a panic. It goes in /dev/shm where
+/// that exists (Linux): a tmpfs, in memory, so the kernel never writes the
+/// counter's dirty pages back to a disk. Elsewhere, the temporary directory.
+struct TempDir(PathBuf);
 
-impl TempFolder {
+impl TempDir {
     fn new() -> Result<Self> {
         let nanos = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos();
         let name = format!("shared-counter-{}-{nanos}", process::id());
-        let path = env::temp_dir().join(name);
-        // create_dir fails if the name is taken: the folder is ours alone.
+        let shm = Path::new("/dev/shm");
+        let base = if shm.is_dir() {
+            shm.to_path_buf()
+        } else {
+            env::temp_dir()
+        };
+        let path = base.join(name);
+        // create_dir fails if the name is taken: the directory is ours alone.
         fs::create_dir(&path)
             .with_context(|| format!("cannot create {}", path.display()))?;
         Ok(Self(path))
     }
 }
 
-impl Drop for TempFolder {
+impl Drop for TempDir {
     fn drop(&mut self) {
         if let Err(e) = fs::remove_dir_all(&self.0) {
             eprintln!(

@@ -59,6 +59,8 @@ static USR1_HANDLED: AtomicUsize = AtomicUsize::new(0);
 fn child() -> Result<()> {
     // SAFETY: the action only adds to an atomic: no lock, no allocation,
     // nothing that could be half-done in the code the signal interrupted.
+    // It cannot panic (fetch_add wraps on overflow), and AtomicUsize is
+    // lock-free, so the add itself takes no lock.
     unsafe {
         signal_hook::low_level::register(SIGUSR1, || {
             USR1_HANDLED.fetch_add(1, Ordering::SeqCst);

@@ -165,7 +165,9 @@ fn stream(dir: &Path, lines: u32) -> Result<()> {
     let connection = accept(listener, &child)?;
     connection.set_read_timeout(Some(PATIENCE))?;
     let (pid, uid) = peer_credentials(&connection)?;
-    // SAFETY: getuid has no preconditions and cannot fail.
+    // SAFETY: getuid has no preconditions, touches no memory of ours, and
+    // cannot fail. (nix's safe `getuid` needs its `user` feature, which the
+    // book's build does not enable.)
     let my_uid = unsafe { libc::getuid() };
     println!(
         "parent: connection from pid {pid}: the child: {}; same user: {}",
@@ -211,9 +213,13 @@ fn peer_credentials(connection: &UnixStream) -> Result<(u32, u32)> {
         gid: 0,
     };
     let mut length = size_of::<libc::ucred>() as libc::socklen_t;
-    // SAFETY: the descriptor is an open Unix socket, borrowed for the call;
-    // `credentials` is a ucred, the type SO_PEERCRED writes, and `length`
-    // holds its size, so the kernel writes inside it.
+    // SAFETY: the descriptor is an open Unix socket, borrowed from
+    // `connection` for the call. `credentials` is a ucred, the type
+    // SO_PEERCRED writes, fully initialised (zeros) and valid for writes for
+    // the whole call; `length` is a socklen_t holding exactly its size, so
+    // the kernel writes at most that many bytes, inside it, and stores the
+    // length it wrote back in `length`. Any bytes are a valid ucred (three
+    // integers). nix's safe wrapper needs its `socket` feature, not enabled.
     let result = unsafe {
         libc::getsockopt(
             connection.as_raw_fd(),
