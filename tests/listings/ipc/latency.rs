@@ -24,11 +24,11 @@ fn ipc_latency_times_every_mechanism_on_this_machine() {
         .budget(Duration::from_secs(180))
         .measuring()
         .spawn();
-    let folder = run.wait_for_line(r"^temporary folder: (.+)$")[1].clone();
+    let folder = run.wait_for_line(r"^temporary directory: (.+)$")[1].clone();
     let mut transcript = run.finish();
     transcript.redact_matches(
-        r"(?m)^temporary folder: .+$",
-        "temporary folder: [TEMP]/ipc-latency-[UNIQUE]",
+        r"(?m)^temporary directory: .+$",
+        "temporary directory: [TEMP]/ipc-latency-[UNIQUE]",
     );
     let text = &transcript.text;
     assert!(transcript.status.success(), "{text}");

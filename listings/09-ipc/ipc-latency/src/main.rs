@@ -115,7 +115,7 @@ fn run(rounds: u64) -> Result<()> {
     // SIGUSR1 must wait for sigwait, never kill the process.
     signals().thread_block()?;
     let folder = TempFolder::new()?;
-    println!("temporary folder: {}", folder.0.display());
+    println!("temporary directory: {}", folder.0.display());
     let warm_up = rounds / 10;
     println!(
         "{rounds} round trips per mechanism, after {warm_up} to warm up, \
