@@ -1,44 +1,9 @@
 //! Chapter 9, files between processes (S7.3): `file-lock`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use super::TestDir;
 use crate::harness::{Transcript, assert_refused, listing};
-
-/// A directory this test owns, passed to the listing as `--dir`; removed when dropped.
-struct TestDir(PathBuf);
-
-impl TestDir {
-    fn new(test: &str) -> TestDir {
-        let name = format!("book-test-{test}-{}", std::process::id());
-        let path = std::env::temp_dir().join(name);
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir(&path).expect("create the test's directory");
-        TestDir(path)
-    }
-
-    fn arg(&self) -> &str {
-        self.0.to_str().expect("a UTF-8 path")
-    }
-
-    /// The listing removed everything it made in the directory.
-    fn assert_empty(&self, transcript: &Transcript) {
-        let left: Vec<_> = std::fs::read_dir(&self.0)
-            .expect("read the test's directory")
-            .map(|entry| entry.expect("an entry").path())
-            .collect();
-        assert!(
-            left.is_empty(),
-            "left behind: {left:?}\n{}",
-            transcript.text
-        );
-    }
-}
-
-impl Drop for TestDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Runs `file-lock --lock <lock>` in a directory of its own; checks that the directory is
 /// empty afterwards.

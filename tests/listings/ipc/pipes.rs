@@ -1,6 +1,6 @@
 //! Chapter 9, pipes (S7.5): `pipe-child` (anonymous) and `named-pipe` (a FIFO).
 
-use std::path::PathBuf;
+use super::TestDir;
 
 use crate::harness::{assert_refused, listing};
 
@@ -20,29 +20,6 @@ fn pipe_child_sends_far_more_than_a_pipe_holds_and_gets_it_all_back() {
 #[test]
 fn pipe_child_rejects_zero_lines() {
     assert_refused("pipe-child", &["--lines", "0"], "zero-lines");
-}
-
-/// A directory this test owns, passed to the listing as `--dir`; removed when dropped.
-struct TestDir(PathBuf);
-
-impl TestDir {
-    fn new(test: &str) -> TestDir {
-        let name = format!("book-test-{test}-{}", std::process::id());
-        let path = std::env::temp_dir().join(name);
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir(&path).expect("create the test's directory");
-        TestDir(path)
-    }
-
-    fn arg(&self) -> &str {
-        self.0.to_str().expect("a UTF-8 path")
-    }
-}
-
-impl Drop for TestDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 #[test]
@@ -78,11 +55,7 @@ fn named_pipe_joins_two_separate_children_and_leaves_no_fifo() {
     assert_eq!(pids.len(), 2, "{text}");
     assert_ne!(pids[0], pids[1], "two processes:\n{text}");
     // No FIFO, no directory left.
-    let left: Vec<_> = std::fs::read_dir(&dir.0)
-        .expect("read the test's directory")
-        .map(|entry| entry.expect("an entry").path())
-        .collect();
-    assert!(left.is_empty(), "left behind: {left:?}\n{text}");
+    dir.assert_empty(&transcript);
     let run_dir = format!(r"{}/named-pipe\.\d+", regex::escape(dir.arg()));
     transcript.redact_matches(&run_dir, "[TMP]/named-pipe.[PID]");
     transcript.redact_matches(r"--dir \S+", "--dir [TMP]");
