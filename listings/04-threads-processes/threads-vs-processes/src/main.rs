@@ -19,7 +19,10 @@ fn main() -> ExitCode {
         None => compare(),
         Some("noop") => Ok(()),
         Some("wait") => wait_for_eof(),
-        Some("die-in-a-thread") => die_in_a_thread(),
+        Some("die-in-a-thread") => {
+            no_core_dump();
+            die_in_a_thread()
+        }
         Some(other) => Err(anyhow::anyhow!("unknown role {other:?}")),
     };
     match result {
@@ -218,3 +221,16 @@ fn describe(status: ExitStatus) -> String {
     format!("ended ({status})")
 }
 // ANCHOR_END: crash
+
+/// The child that aborts on purpose leaves no core file in the working
+/// directory, on a machine that would otherwise write one.
+fn no_core_dump() {
+    let none = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: setrlimit only reads the struct passed by reference, which
+    // lives across the call, and changes a limit of this process alone. If
+    // it fails, the child aborts all the same, under the system's own limit.
+    unsafe { libc::setrlimit(libc::RLIMIT_CORE, &none) };
+}
