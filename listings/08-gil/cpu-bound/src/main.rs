@@ -173,32 +173,25 @@ fn best_of(
     a: &Args,
     workers: u64,
 ) -> Result<(Duration, u64)> {
-    let mut best = Duration::MAX;
-    let mut checksum = None;
-    for _ in 0..rounds {
-        let started = Instant::now();
-        let sum = way(a.chunks, a.steps, workers)?;
-        best = best.min(started.elapsed());
-        ensure!(checksum.is_none_or(|c| c == sum), "two runs disagree");
-        checksum = Some(sum);
-    }
-    Ok((best, checksum.unwrap_or_default()))
+    let (best, sums) = fastest(rounds, || way(a.chunks, a.steps, workers))?;
+    ensure!(sums.windows(2).all(|w| w[0] == w[1]), "two runs disagree");
+    Ok((best, sums.first().copied().unwrap_or_default()))
 }
 
 // ANCHOR: ceiling
 /// How much more work `workers` busy threads get done at once than one:
 /// `workers` on an idle machine with that many cores, less on a busy one.
 fn ceiling(workers: u64, steps: u64, rounds: u64) -> Result<f64> {
-    let one = best_of_closure(rounds, || {
-        std::hint::black_box(chunk(0, steps));
-    });
-    let many = best_of_closure(rounds, || {
+    let (one, _) =
+        fastest(rounds, || Ok(std::hint::black_box(chunk(0, steps))))?;
+    let (many, _) = fastest(rounds, || {
         thread::scope(|s| {
             for w in 0..workers {
                 s.spawn(move || std::hint::black_box(chunk(w, steps)));
             }
         });
-    });
+        Ok(())
+    })?;
     ensure!(!many.is_zero(), "too little work to time");
     Ok(workers as f64 * one.as_secs_f64() / many.as_secs_f64())
 }
@@ -225,15 +218,20 @@ fn per_1000_steps(took: Duration, steps: u64) -> Duration {
     Duration::from_secs_f64(took.as_secs_f64() * 1000.0 / steps as f64)
 }
 
-fn best_of_closure(rounds: u64, mut work: impl FnMut()) -> Duration {
-    (0..rounds)
-        .map(|_| {
-            let started = Instant::now();
-            work();
-            started.elapsed()
-        })
-        .min()
-        .unwrap_or_default()
+/// The fastest of `rounds` runs of `work`, and what each run returned.
+fn fastest<T>(
+    rounds: u64,
+    mut work: impl FnMut() -> Result<T>,
+) -> Result<(Duration, Vec<T>)> {
+    let mut best = Duration::MAX;
+    let mut results = Vec::new();
+    for _ in 0..rounds {
+        let started = Instant::now();
+        let result = work()?;
+        best = best.min(started.elapsed());
+        results.push(result);
+    }
+    Ok((best, results))
 }
 
 fn run(a: Args) -> Result<()> {
