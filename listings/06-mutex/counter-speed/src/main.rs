@@ -182,18 +182,30 @@ fn with_python(
 // ANCHOR_END: python
 
 // ANCHOR: run
+/// Best of three: a shared machine can stall any one run. Every run must
+/// count the same, or its time would not be comparable. None: a run could
+/// not start (there is no Python).
+fn best_of_three(
+    mut run: impl FnMut() -> Result<Option<(u64, Duration)>>,
+) -> Result<Option<(u64, Duration)>> {
+    let mut best: Option<(u64, Duration)> = None;
+    for _ in 0..3 {
+        let Some((total, took)) = run()? else {
+            return Ok(None);
+        };
+        if best.is_some_and(|(other, _)| other != total) {
+            bail!("the runs counted different totals");
+        }
+        best = Some((total, best.map_or(took, |(_, b)| b.min(took))));
+    }
+    Ok(best)
+}
+
 fn run(args: Args) -> Result<()> {
     let count = args.count;
-    // Best of three: a shared machine can stall any one run. Every run
-    // must count the same, or its time would not be comparable.
     let best = |way: fn(u64) -> (u64, Duration)| {
-        let runs = [way(count), way(count), way(count)];
-        let total = runs[0].0;
-        if runs.iter().any(|&(other, _)| other != total) {
-            bail!("the runs counted different totals: {runs:?}");
-        }
-        let fastest = runs.iter().map(|&(_, took)| took).min();
-        Ok((total, fastest.expect("three runs")))
+        best_of_three(|| Ok(Some(way(count))))?
+            .context("a Rust way always runs")
     };
     let rust = [
         ("per-thread counts, merged", best(per_thread)?),
@@ -203,20 +215,8 @@ fn run(args: Args) -> Result<()> {
     let mut results: Vec<_> = rust.map(|(way, run)| (way, run, count)).into();
     let (python, pythons) = (&args.python, args.python_count);
     // Python's runs are best of three too, each a fresh interpreter.
-    let python_best = |cores: &str| -> Result<Option<(u64, Duration)>> {
-        let mut best: Option<(u64, Duration)> = None;
-        for _ in 0..3 {
-            let Some((total, took)) = with_python(python, pythons, cores)?
-            else {
-                return Ok(None);
-            };
-            if best.is_some_and(|(other, _)| other != total) {
-                bail!("Python's runs counted different totals");
-            }
-            best = Some((total, best.map_or(took, |(_, b)| b.min(took))));
-        }
-        Ok(best)
-    };
+    let python_best =
+        |cores: &str| best_of_three(|| with_python(python, pythons, cores));
     let python_ran = match python_best("two-cores")? {
         Some(two_cores) => {
             let one_core =
