@@ -4,10 +4,9 @@
 //! holds under any load (results agree, no task ends before its wait) and the snapshots hide
 //! the figures; the chapter shows a recorded run with its figures and its machine.
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::harness::{assert_refused, listing};
+use crate::harness::{assert_refused, listing, python3_present};
 
 /// The figure before `suffix` on the line that starts with `start` (after spaces).
 fn figure(text: &str, start: &str, suffix: &str) -> f64 {
@@ -20,14 +19,6 @@ fn figure(text: &str, start: &str, suffix: &str) -> f64 {
     number
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no figure before {suffix:?} in {line:?}"))
-}
-
-fn python3_present() -> bool {
-    Command::new("python3")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 #[test]

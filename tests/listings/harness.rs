@@ -103,6 +103,16 @@ impl Listing {
     }
 }
 
+/// Whether `python3` runs here: listings that compare with the notes' Python need it, and
+/// their tests say so and skip that comparison when it is missing.
+pub fn python3_present() -> bool {
+    Command::new("python3")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 /// A bad command-line value: the listing refuses it with clap's usage error and exit status
 /// 2, before it does anything else; the snapshot `<listing>__<scenario>` shows the message.
 pub fn assert_refused(name: &str, args: &[&str], scenario: &str) {

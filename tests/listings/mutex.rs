@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::harness::{assert_refused, compile_error, listing};
+use crate::harness::{assert_refused, compile_error, listing, python3_present};
 
 const TOTAL: u64 = 20_000_000;
 
@@ -163,10 +163,7 @@ fn counter_speed_without_python_times_the_rust_ways() {
 
 #[test]
 fn counter_speed_with_python_on_this_machine() {
-    let python = std::process::Command::new("python3")
-        .arg("--version")
-        .output();
-    if !python.is_ok_and(|output| output.status.success()) {
+    if !python3_present() {
         eprintln!("python3 is not installed: the comparison with Python is skipped");
         return;
     }
