@@ -3,6 +3,7 @@
 //! and snapshot the terminal transcript with what varies from run to run redacted.
 
 use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::{
@@ -23,6 +24,7 @@ pub struct Listing {
     args: Vec<String>,
     budget: Duration,
     measuring: bool,
+    file_limit: Option<u64>,
 }
 
 /// Starts describing a run of the listing crate `name` (its package and binary name).
@@ -32,6 +34,7 @@ pub fn listing(name: &str) -> Listing {
         args: Vec::new(),
         budget: TIMEOUT,
         measuring: false,
+        file_limit: None,
     }
 }
 
@@ -49,9 +52,19 @@ impl Listing {
     }
 
     /// Marks a run whose figures the book records: while `BOOK_MEASURE=1` records them, such
-    /// a run has the machine to itself, with no other listing running beside it.
+    /// a run has the machine to itself, with no other listing running beside it. Always, it
+    /// takes turns with every other measuring run on this machine, also those of another
+    /// `cargo test` at the same time: two of them at once could exhaust what the machine has
+    /// (threads, process ids, descriptors) and fail for a reason that is not the listing's.
     pub fn measuring(mut self) -> Self {
         self.measuring = true;
+        self
+    }
+
+    /// Starts the listing with a lower limit on open files (soft and hard), as on a machine
+    /// whose limit is too low for what the listing needs.
+    pub fn file_limit(mut self, limit: u64) -> Self {
+        self.file_limit = Some(limit);
         self
     }
 
@@ -69,8 +82,29 @@ impl Listing {
                 Turn::Shared(MACHINE.read().unwrap_or_else(|p| p.into_inner()))
             }
         });
+        let machine_turn = self
+            .measuring
+            .then(|| take_machine_turn(&self.name, self.budget));
         let (reader, writer) = std::io::pipe().expect("cannot create a pipe");
-        let mut child = Command::new(&binary)
+        let mut command = Command::new(&binary);
+        if let Some(limit) = self.file_limit {
+            let limit = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            // SAFETY: between fork and exec only async-signal-safe calls are allowed, and
+            // setrlimit is one; `limit` is a plain value copied into the closure.
+            unsafe {
+                command.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
+        let mut child = command
             .args(&self.args)
             .env("NO_COLOR", "1")
             .env("RUST_BACKTRACE", "0")
@@ -95,10 +129,34 @@ impl Listing {
             started: Instant::now(),
             budget: self.budget,
             _turn: turn,
+            _machine_turn: machine_turn,
             measuring: self.measuring,
             command_line,
             redactions: Vec::new(),
             typed_up_to: 0,
+        }
+    }
+}
+
+/// Waits for this machine's measuring turn: an exclusive lock on one file in the temporary
+/// directory, so that test suites of different checkouts take turns too. Waiting is bounded.
+fn take_machine_turn(name: &str, budget: Duration) -> std::fs::File {
+    let path = std::env::temp_dir().join("book-listings-measuring.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()));
+    // Whoever holds the turn finishes within its own budget; allow a few of those.
+    let deadline = Instant::now() + 4 * budget;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return file,
+            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("{name}: no measuring turn ({}): {e}", path.display()),
         }
     }
 }
@@ -182,6 +240,8 @@ pub struct Run {
     budget: Duration,
     /// Held while figures are recorded (see `spawn`).
     _turn: Option<Turn>,
+    /// A measuring run's turn on this machine (see `measuring`); closing the file ends it.
+    _machine_turn: Option<std::fs::File>,
     measuring: bool,
     command_line: String,
     redactions: Vec<(Regex, String)>,
@@ -193,6 +253,18 @@ impl Run {
     /// The listing's process id: to send it a signal, say.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Sends the listing a signal by name: `INT` is what Ctrl-C sends.
+    pub fn signal(&self, name: &str) -> &Self {
+        let sent = Command::new("kill")
+            .args([&format!("-{name}"), &self.pid().to_string()])
+            .status()
+            .unwrap_or_else(|e| self.fail(&format!("cannot run kill: {e}")));
+        if !sent.success() {
+            self.fail(&format!("kill -{name} failed: {sent}"));
+        }
+        self
     }
 
     /// Waits for the listing to print `prompt` (and nothing after it), then types `answer`

@@ -3,7 +3,10 @@
 
 mod harness;
 
+mod async_basics;
+mod c10k;
 mod coroutines;
+mod echo;
 mod gil;
 mod http;
 mod ipc;

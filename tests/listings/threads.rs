@@ -158,11 +158,7 @@ fn process_pool_leaves_no_worker_running_when_interrupted() {
     let mut run = listing("process-pool").spawn();
     let workers = worker_pids(&run.wait_for_line(r"^pool of 3 worker processes: .*$")[0]);
     assert_eq!(workers.len(), 3);
-    let interrupted = std::process::Command::new("kill")
-        .args(["-INT", &run.pid().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(interrupted.success());
+    run.signal("INT");
     // The output closes only when every process holding it has closed it: the workers
     // too, which stop as soon as their task channel closes.
     let transcript = run.finish();
