@@ -165,8 +165,8 @@ fn run(args: &Args) -> Result<()> {
         .enable_all()
         .build()?;
     println!(
-        "{:>7}  {:<8} {:>6} {:>8} {:>6} {:>9} {:>10} {:>9} {:>9} {:>7} \
-         {:>9} {:>9}",
+        "{:>7}  {:<8} {:>6} {:>8} {:>6} {:>9} {:>10} {:>7} {:>7} {:>9} \
+         {:>9} {:>7} {:>9} {:>9}",
         "conns",
         "server",
         "held",
@@ -174,6 +174,8 @@ fn run(args: &Args) -> Result<()> {
         "errors",
         "trips/s",
         "vs threads",
+        "cpu srv",
+        "cpu gen",
         "p50",
         "p99",
         "threads",
@@ -203,6 +205,8 @@ struct Row {
     times: Vec<u32>,
     errors: Vec<String>,
     elapsed: Duration,
+    server_cores: f64,
+    load_cores: f64,
     threads: u64,
     idle_kib: u64,
     peak_kib: u64,
@@ -222,10 +226,15 @@ fn measure(
     let expected = expected_reply(server);
     let (streams, mut errors) = load.block_on(connect(child.addr, n));
     let held = streams.len();
+    let (server_cpu, load_cpu) = (child.cpu_time()?, own_cpu_time()?);
     let started = Instant::now();
     let (streams, mut times, round_errors) =
         load.block_on(converse(streams, round_trips, expected));
     let elapsed = started.elapsed();
+    // Cores kept busy while they talked: CPU time over wall time.
+    let server_cores =
+        (child.cpu_time()? - server_cpu).div_duration_f64(elapsed);
+    let load_cores = (own_cpu_time()? - load_cpu).div_duration_f64(elapsed);
     errors.extend(round_errors);
     // Sampled while every connection is still open.
     let threads = child.status("Threads")?;
@@ -241,6 +250,8 @@ fn measure(
         times,
         errors,
         elapsed,
+        server_cores,
+        load_cores,
         threads,
         idle_kib,
         peak_kib,
@@ -391,8 +402,8 @@ impl Row {
         let per_connection = self.peak_kib.saturating_sub(self.idle_kib) as f64
             / f64::from(self.n);
         println!(
-            "{:>7}  {:<8} {:>6} {:>8} {:>6} {:>9} {:>9.2}x {:>9} {:>9} {:>7} \
-             {:>9} {:>9}",
+            "{:>7}  {:<8} {:>6} {:>8} {:>6} {:>9} {:>9.2}x {:>7.2} {:>7.2} \
+             {:>9} {:>9} {:>7} {:>9} {:>9}",
             grouped(self.n.into()),
             self.server.name(),
             grouped(self.held as u64),
@@ -400,6 +411,8 @@ impl Row {
             self.errors.len(),
             grouped(self.throughput().round() as u64),
             self.throughput() / baseline,
+            self.server_cores,
+            self.load_cores,
             format!("{:?}", at(0.5)),
             format!("{:?}", at(0.99)),
             grouped(self.threads),
@@ -492,6 +505,25 @@ impl ServerChild {
             .with_context(|| format!("no {field} in {path}"))
     }
 
+    /// User and system time of all the server's threads so far.
+    fn cpu_time(&self) -> Result<Duration> {
+        let path = format!("/proc/{}/stat", self.child.id());
+        let stat = std::fs::read_to_string(&path)?;
+        // Fields 14 and 15 (utime, stime), counted after the command name,
+        // which is in parentheses and may hold spaces.
+        let after_name = stat.rsplit_once(')').map(|(_, rest)| rest);
+        let fields: Vec<&str> = after_name.unwrap_or("").split(' ').collect();
+        let ticks: u64 = fields
+            .get(12..14)
+            .and_then(|t| {
+                Some(t[0].parse::<u64>().ok()? + t[1].parse::<u64>().ok()?)
+            })
+            .with_context(|| format!("no utime and stime in {path}"))?;
+        // SAFETY: sysconf only reads its argument.
+        let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        Ok(Duration::from_secs_f64(ticks as f64 / per_second as f64))
+    }
+
     /// Ctrl-C, as a person would stop it; returns what the server logged
     /// besides its address, and an error if it did not end as it should.
     fn stop(&mut self) -> Result<(Vec<String>, Option<String>)> {
@@ -527,6 +559,21 @@ impl Drop for ServerChild {
             let _ = self.child.wait();
         }
     }
+}
+
+/// User and system time of this process (the load generator) so far.
+fn own_cpu_time() -> Result<Duration> {
+    // SAFETY: an all-zero rusage is a valid value, which getrusage overwrites.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes the struct we pass, which outlives the call.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return Err(io::Error::last_os_error()).context("getrusage");
+    }
+    let time = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64)
+            + Duration::from_micros(t.tv_usec as u64)
+    };
+    Ok(time(usage.ru_utime) + time(usage.ru_stime))
 }
 
 // ANCHOR: limit
