@@ -1,1 +1,189 @@
-//! Chapter 12 (S11.1).
+//! Chapter 12 (S11.1): an event loop from scratch, then tokio's tasks, join!, select!,
+//! timeouts and spawn_blocking.
+
+use crate::harness::{Transcript, assert_refused, compile_error, listing};
+
+/// The lines of a transcript, trimmed of the indentation that shows nesting.
+fn lines(transcript: &Transcript) -> Vec<&str> {
+    transcript.text.lines().map(str::trim).collect()
+}
+
+/// The index of the first line equal to `line`, or a failure that shows the output.
+fn position(transcript: &Transcript, line: &str) -> usize {
+    lines(transcript)
+        .iter()
+        .position(|l| *l == line)
+        .unwrap_or_else(|| panic!("no line {line:?} in:\n{}", transcript.text))
+}
+
+#[test]
+fn tiny_executor_polls_wakes_blocks_and_drops_the_task_nothing_can_wake() {
+    let mut run = listing("tiny-executor").spawn();
+    // The loop says it blocks only when its queue is empty; the test types the line that
+    // the stdin thread turns into a wake only after that, so the trace is always the same.
+    run.answer(
+        "queue empty; task 3 waits for a wake from outside; blocking\n",
+        "hello",
+    );
+    let transcript = run.finish();
+    assert!(transcript.status.success(), "{}", transcript.text);
+    let all = lines(&transcript);
+    let got: Vec<&str> = all
+        .iter()
+        .filter_map(|l| l.strip_prefix("consumer: got "))
+        .collect();
+    assert_eq!(got, ["1", "2", "3"], "the mailbox hands over in order");
+    // Every poll ends Pending or Ready.
+    for (at, line) in all.iter().enumerate() {
+        if line.starts_with("poll task") {
+            let result = all[at + 1..]
+                .iter()
+                .find(|l| l.starts_with("->"))
+                .expect("a poll has a result");
+            assert!(
+                ["-> Pending", "-> Ready"]
+                    .iter()
+                    .any(|r| result.starts_with(r))
+            );
+        }
+    }
+    // The forgetful task is polled once, found unwakeable, and dropped before the loop
+    // blocks; the reader is woken by the stdin thread, not by a task.
+    assert_eq!(
+        all.iter()
+            .filter(|l| **l == "poll task 4 (forgetful)")
+            .count(),
+        1
+    );
+    let dropped = position(
+        &transcript,
+        "queue empty; no waker for task 4 exists: it can never run again; dropped",
+    );
+    let blocked = position(
+        &transcript,
+        "queue empty; task 3 waits for a wake from outside; blocking",
+    );
+    let woken = position(&transcript, "the stdin thread wakes task 3; queue: [3]");
+    assert!(dropped < blocked && blocked < woken, "{}", transcript.text);
+    assert_eq!(
+        all.last(),
+        Some(&"queue empty, no task left: the loop ends")
+    );
+    transcript.assert_snapshot("hello");
+}
+
+#[test]
+fn tokio_tasks_are_lazy_until_awaited_and_a_panic_is_a_join_error() {
+    let transcript = listing("tokio-tasks").spawn().finish();
+    assert!(transcript.status.success(), "{}", transcript.text);
+    position(&transcript, "look_up(1) called: 0 started");
+    position(&transcript, r#"awaited: "record 1", 1 started"#);
+    // Handles are awaited in order, whatever order the tasks finish in.
+    let results: Vec<&str> = lines(&transcript)
+        .into_iter()
+        .filter(|l| l.starts_with("task "))
+        .collect();
+    assert_eq!(
+        results,
+        [
+            r#"task 2: returned "record 2""#,
+            r#"task 3: returned "record 3""#,
+            "task 4: panicked: no record with id 4",
+        ]
+    );
+    transcript.assert_snapshot("run");
+}
+
+#[test]
+fn tokio_tasks_refuses_zero_workers() {
+    assert_refused("tokio-tasks", &["--workers", "0"], "zero-workers");
+}
+
+#[test]
+fn a_task_that_borrows_a_local_does_not_compile() {
+    let transcript =
+        compile_error("listings/12-async/tokio-tasks/does-not-compile/borrowed-task.rs");
+    assert!(
+        transcript.text.contains("error[E0373]"),
+        "{}",
+        transcript.text
+    );
+    assert!(
+        transcript.text.contains("async move"),
+        "{}",
+        transcript.text
+    );
+    transcript.assert_snapshot("borrowed-task-does-not-compile");
+}
+
+#[test]
+fn join_select_waits_the_longest_not_the_sum_and_cancels_the_loser() {
+    let transcript = listing("join-select").spawn().finish();
+    assert!(transcript.status.success(), "{}", transcript.text);
+    position(&transcript, "less than the sum of the three: true");
+    // Only the loser is cancelled, and before the winning branch's code runs.
+    let cancelled = position(&transcript, "cancelled: the query to the primary");
+    let won = position(&transcript, "select!: the replica answered first");
+    assert!(cancelled < won, "{}", transcript.text);
+    assert!(
+        !transcript
+            .text
+            .contains("cancelled: the query to the replica"),
+        "{}",
+        transcript.text
+    );
+    transcript.assert_snapshot("run");
+}
+
+#[test]
+fn join_select_refuses_a_unit_too_short_to_see() {
+    assert_refused("join-select", &["--unit-ms", "5"], "short-unit");
+}
+
+#[test]
+fn timeouts_answer_in_time_or_time_out_and_drop_the_wait() {
+    let transcript = listing("timeouts").spawn().finish();
+    assert!(transcript.status.success(), "{}", transcript.text);
+    let answered = position(&transcript, "answer: 12:00");
+    let elapsed = position(&transcript, "no answer: deadline has elapsed");
+    let gave_up = position(
+        &transcript,
+        "responder: saw the asker give up: the wait was dropped",
+    );
+    assert!(
+        answered < elapsed && elapsed < gave_up,
+        "{}",
+        transcript.text
+    );
+    transcript.assert_snapshot("run");
+}
+
+#[test]
+fn timeouts_refuses_a_zero_limit() {
+    assert_refused("timeouts", &["--limit-ms", "0"], "zero-limit");
+}
+
+#[test]
+fn spawn_blocking_lets_the_ticker_run_where_blocking_in_place_does_not() {
+    let mut transcript = listing("spawn-blocking").spawn().finish();
+    assert!(transcript.status.success(), "{}", transcript.text);
+    let ticks = |prefix: &str| -> u64 {
+        lines(&transcript)
+            .iter()
+            .find_map(|l| l.strip_prefix(prefix))
+            .and_then(|rest| rest.trim().strip_suffix(" ticks")?.parse().ok())
+            .unwrap_or_else(|| panic!("no line {prefix:?} in:\n{}", transcript.text))
+    };
+    // One thread runs every task: while the task blocks it, the ticker cannot run at all.
+    assert_eq!(ticks("thread::sleep in the task:"), 0);
+    // On a thread of its own, the call leaves the ticker free: it ticks every 10 ms
+    // during a 300 ms call (at least once, however loaded the machine is).
+    assert!(ticks("spawn_blocking:") >= 1, "{}", transcript.text);
+    transcript.redact_matches(r"(spawn_blocking: +)\d+ ticks", "${1}[N] ticks");
+    transcript.assert_snapshot("run");
+}
+
+#[test]
+fn spawn_blocking_refuses_a_block_too_short_to_see() {
+    assert_refused("spawn-blocking", &["--block-ms", "10"], "short-block");
+}

@@ -1,0 +1,110 @@
+//! S11.1: waiting for several things at once inside one task. join! polls
+//! its futures in turn until all are done, so the wait is the longest one,
+//! not the sum (asyncio.gather); select! returns with the first, and drops
+//! the others, which cancels them.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use tokio::time::sleep;
+
+/// Three lookups one after another, then with join!; then a race with
+/// select!.
+#[derive(Parser)]
+struct Args {
+    /// The time unit of the lookups, in milliseconds: they take 2, 3 and 4
+    /// units.
+    #[arg(long, default_value_t = 100)]
+    #[arg(value_parser = clap::value_parser!(u64).range(10..=2_000))]
+    unit_ms: u64,
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let unit = Duration::from_millis(args.unit_ms);
+    join(unit).await;
+    race(unit).await;
+}
+
+/// A lookup that takes `delay`, as a query to another service would.
+async fn fetch(what: &'static str, delay: Duration) -> &'static str {
+    sleep(delay).await;
+    what
+}
+
+// ANCHOR: join
+async fn join(unit: Duration) {
+    let start = Instant::now();
+    let profile = fetch("profile", 2 * unit).await;
+    let orders = fetch("orders", 3 * unit).await;
+    let offers = fetch("offers", 4 * unit).await;
+    println!("one after another: {profile}, {orders}, {offers}");
+    println!("  took {:?}", start.elapsed());
+
+    let start = Instant::now();
+    let (profile, orders, offers) = tokio::join!(
+        fetch("profile", 2 * unit),
+        fetch("orders", 3 * unit),
+        fetch("offers", 4 * unit),
+    );
+    let took = start.elapsed();
+    println!("join!: {profile}, {orders}, {offers}");
+    println!("  took {took:?}");
+    // Settings, not measurements: printed as whole milliseconds.
+    let (longest, sum) = (4 * unit, 9 * unit);
+    let ms = |d: Duration| d.as_millis();
+    println!("  the longest: {} ms, the sum: {} ms", ms(longest), ms(sum));
+    println!("  less than the sum of the three: {}", took < sum);
+}
+// ANCHOR_END: join
+
+// ANCHOR: race
+/// Prints a line if dropped before its future finished: shows when select!
+/// cancels a losing future.
+struct Cancelled {
+    what: &'static str,
+    finished: bool,
+}
+
+impl Drop for Cancelled {
+    fn drop(&mut self) {
+        if !self.finished {
+            println!("  cancelled: {}", self.what);
+        }
+    }
+}
+
+/// `future`, watched by a `Cancelled` guard that it owns.
+fn guarded<F: Future>(
+    what: &'static str,
+    future: F,
+) -> impl Future<Output = F::Output> {
+    let guard = Cancelled {
+        what,
+        finished: false,
+    };
+    async move {
+        // The whole guard moves into the future (not just the field set
+        // below), so that dropping the future drops it.
+        let mut guard = guard;
+        let output = future.await;
+        guard.finished = true;
+        output
+    }
+}
+
+async fn race(unit: Duration) {
+    let start = Instant::now();
+    // The primary hangs; the replica answers after one unit.
+    let hour = Duration::from_secs(3600);
+    let primary = guarded("the query to the primary", fetch("primary", hour));
+    let replica = guarded("the query to the replica", fetch("replica", unit));
+    tokio::select! {
+        from = primary => println!("select!: the {from} answered first"),
+        from = replica => println!("select!: the {from} answered first"),
+    }
+    println!("  after {:?}", start.elapsed());
+}
+// ANCHOR_END: race

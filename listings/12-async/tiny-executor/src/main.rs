@@ -1,0 +1,325 @@
+//! S11.1: the notes' event loop, literally: a queue, and a loop that takes
+//! the next entry and runs it. The entries are tasks (futures), a waker puts
+//! a task back on the queue, and a thread playing the OS wakes a task from
+//! outside the loop. A task that nothing can wake is found and dropped.
+
+use std::cell::Cell;
+use std::collections::VecDeque;
+use std::future::{Future, poll_fn};
+use std::io::{self, BufRead};
+use std::pin::Pin;
+use std::process::ExitCode;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread;
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tiny-executor: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+// ANCHOR: run
+fn run() -> io::Result<()> {
+    let mut executor = Executor::default();
+    let mailbox = Arc::new(Mailbox::default());
+    let stdin = Arc::new(Slot::default());
+    os_thread(Arc::clone(&stdin))?;
+
+    let outbox = Arc::clone(&mailbox);
+    executor.spawn("producer", async move {
+        for n in 1..=3 {
+            outbox.send(n).await;
+            println!("    producer: sent {n}");
+        }
+    });
+    executor.spawn("consumer", async move {
+        for _ in 1..=3 {
+            let n = mailbox.receive().await;
+            println!("    consumer: got {n}");
+            yield_now().await;
+        }
+    });
+    executor.spawn("reader", async move {
+        println!("    reader: waiting for a line on stdin");
+        match stdin.take().await {
+            Some(line) => println!("    reader: got {line:?}"),
+            None => println!("    reader: end of input"),
+        }
+    });
+    executor.spawn(
+        "forgetful",
+        poll_fn(|_cx| {
+            println!("    forgetful: Pending, and nothing will wake me");
+            Poll::<()>::Pending
+        }),
+    );
+    executor.run();
+    Ok(())
+}
+// ANCHOR_END: run
+
+// ANCHOR: task
+/// A future to poll, and the queue it goes back on when its waker is called.
+struct Task {
+    id: usize,
+    name: &'static str,
+    future: Mutex<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    queue: Arc<Queue>,
+}
+
+/// The ready queue: the tasks to poll, in order. The loop sleeps on the
+/// Condvar while it is empty.
+#[derive(Default)]
+struct Queue {
+    tasks: Mutex<VecDeque<Arc<Task>>>,
+    pushed: Condvar,
+}
+
+impl Wake for Task {
+    /// What `waker.wake()` does: put the task back on the queue.
+    fn wake(self: Arc<Self>) {
+        let by = match RUNNING.get() {
+            Some(id) => format!("task {id}"),
+            None => format!("the {} thread", thread_name()),
+        };
+        let queue = Arc::clone(&self.queue);
+        let mut tasks = queue.lock();
+        let id = self.id;
+        tasks.push_back(self);
+        println!("  {by} wakes task {id}; queue: {}", ids(&tasks));
+        queue.pushed.notify_one();
+    }
+}
+
+thread_local! {
+    /// The task this thread is polling, if any: to say who woke whom.
+    static RUNNING: Cell<Option<usize>> = const { Cell::new(None) };
+}
+// ANCHOR_END: task
+
+impl Queue {
+    fn lock(&self) -> MutexGuard<'_, VecDeque<Arc<Task>>> {
+        self.tasks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn thread_name() -> String {
+    thread::current().name().unwrap_or("unnamed").to_string()
+}
+
+fn ids(tasks: &VecDeque<Arc<Task>>) -> String {
+    let ids: Vec<String> = tasks.iter().map(|t| t.id.to_string()).collect();
+    format!("[{}]", ids.join(", "))
+}
+
+// ANCHOR: executor
+#[derive(Default)]
+struct Executor {
+    queue: Arc<Queue>,
+    /// Every task not finished yet; wakers hold the other references.
+    live: Vec<Arc<Task>>,
+}
+
+impl Executor {
+    fn spawn(
+        &mut self,
+        name: &'static str,
+        future: impl Future<Output = ()> + Send + 'static,
+    ) {
+        let id = self.live.len() + 1;
+        let queue = Arc::clone(&self.queue);
+        let future = Mutex::new(Box::pin(future) as Pin<Box<_>>);
+        let task = Arc::new(Task {
+            id,
+            name,
+            future,
+            queue,
+        });
+        self.live.push(Arc::clone(&task));
+        let mut tasks = self.queue.lock();
+        tasks.push_back(task);
+        println!("spawn task {id} ({name}); queue: {}", ids(&tasks));
+    }
+
+    /// The event loop: take the next task, poll it, repeat.
+    fn run(mut self) {
+        while let Some(task) = self.next() {
+            if !self.live.iter().any(|live| Arc::ptr_eq(live, &task)) {
+                continue; // a late wake for a task already done
+            }
+            println!("poll task {} ({})", task.id, task.name);
+            let waker = Waker::from(Arc::clone(&task));
+            let mut cx = Context::from_waker(&waker);
+            RUNNING.set(Some(task.id));
+            let mut future =
+                task.future.lock().unwrap_or_else(|p| p.into_inner());
+            let poll = future.as_mut().poll(&mut cx);
+            RUNNING.set(None);
+            if poll.is_ready() {
+                println!("  -> Ready: task {} is done", task.id);
+                self.live.retain(|live| live.id != task.id);
+            } else {
+                println!("  -> Pending");
+            }
+        }
+    }
+}
+// ANCHOR_END: executor
+
+// ANCHOR: next
+impl Executor {
+    /// The next task to poll; while there is none, sleeps until a wake from
+    /// outside the loop, or returns None when no wake can ever come.
+    fn next(&mut self) -> Option<Arc<Task>> {
+        let queue = Arc::clone(&self.queue);
+        let mut tasks = queue.lock();
+        loop {
+            if let Some(task) = tasks.pop_front() {
+                return Some(task);
+            }
+            // With the queue empty, `live` holds the only reference to a task
+            // unless a waker for it exists somewhere.
+            self.live.retain(|task| {
+                let wakeable = Arc::strong_count(task) > 1;
+                if !wakeable {
+                    println!(
+                        "queue empty; no waker for task {} exists: it can \
+                         never run again; dropped",
+                        task.id
+                    );
+                }
+                wakeable
+            });
+            if self.live.is_empty() {
+                println!("queue empty, no task left: the loop ends");
+                return None;
+            }
+            let waiting: Vec<String> =
+                self.live.iter().map(|t| t.id.to_string()).collect();
+            println!(
+                "queue empty; task {} waits for a wake from outside; blocking",
+                waiting.join(", ")
+            );
+            tasks = queue.pushed.wait(tasks).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+// ANCHOR_END: next
+
+// ANCHOR: mailbox
+/// A one-slot mailbox between two tasks: `send` waits while the slot is
+/// full, `receive` while it is empty, and each wakes the other.
+#[derive(Default)]
+struct Mailbox {
+    state: Mutex<MailboxState>,
+}
+
+#[derive(Default)]
+struct MailboxState {
+    item: Option<u32>,
+    sender: Option<Waker>,
+    receiver: Option<Waker>,
+}
+
+impl Mailbox {
+    async fn send(&self, item: u32) {
+        let mut item = Some(item);
+        poll_fn(|cx| {
+            let mut state =
+                self.state.lock().unwrap_or_else(|p| p.into_inner());
+            if state.item.is_some() {
+                println!("    producer: the slot is full");
+                state.sender = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+            state.item = item.take();
+            if let Some(receiver) = state.receiver.take() {
+                receiver.wake();
+            }
+            Poll::Ready(())
+        })
+        .await
+    }
+
+    async fn receive(&self) -> u32 {
+        poll_fn(|cx| {
+            let mut state =
+                self.state.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(item) = state.item.take() else {
+                println!("    consumer: the slot is empty");
+                state.receiver = Some(cx.waker().clone());
+                return Poll::Pending;
+            };
+            if let Some(sender) = state.sender.take() {
+                sender.wake();
+            }
+            Poll::Ready(item)
+        })
+        .await
+    }
+}
+
+/// Pending once, after waking itself: the task goes to the back of the
+/// queue, and the others run first (asyncio.sleep(0) in Python).
+fn yield_now() -> impl Future<Output = ()> {
+    let mut yielded = false;
+    poll_fn(move |cx| {
+        if yielded {
+            return Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    })
+}
+// ANCHOR_END: mailbox
+
+// ANCHOR: os
+/// A line from stdin, or None at its end, with the waker of the task that
+/// waits for it.
+#[derive(Default)]
+struct Slot {
+    state: Mutex<(Option<Option<String>>, Option<Waker>)>,
+}
+
+impl Slot {
+    async fn take(&self) -> Option<String> {
+        poll_fn(|cx| {
+            let mut state =
+                self.state.lock().unwrap_or_else(|p| p.into_inner());
+            match state.0.take() {
+                Some(line) => Poll::Ready(line),
+                None => {
+                    state.1 = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            }
+        })
+        .await
+    }
+}
+
+/// The OS's part, played by a thread: it blocks on stdin as epoll would, and
+/// turns "a line is ready" into a wake.
+fn os_thread(slot: Arc<Slot>) -> io::Result<()> {
+    thread::Builder::new().name("stdin".into()).spawn(move || {
+        let mut line = String::new();
+        let read = io::stdin().lock().read_line(&mut line);
+        let line = match read {
+            Ok(len) if len > 0 => Some(line.trim_end().to_string()),
+            _ => None,
+        };
+        let mut state = slot.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.0 = Some(line);
+        if let Some(waker) = state.1.take() {
+            waker.wake();
+        }
+    })?;
+    Ok(())
+}
+// ANCHOR_END: os
