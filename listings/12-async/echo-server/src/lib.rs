@@ -161,7 +161,8 @@ async fn echo(
     let mut stopping = false;
     loop {
         // The limit counts what `line` already holds: a read that select!
-        // dropped may have left the start of a line there.
+        // dropped may have left the start of a line there. (An async block,
+        // so that the `take` adapter lives as long as the read.)
         let room = limit - line.len() as u64;
         let read = async {
             (&mut reader).take(room).read_until(b'\n', &mut line).await
@@ -176,7 +177,10 @@ async fn echo(
                     let echoed = lines(echoed);
                     return Ok(format!("reset the connection after {echoed}"));
                 }
-                Ok(read) => read?,
+                // What `line` now holds tells the rest, not the count read.
+                Ok(read) => {
+                    read?;
+                }
             },
             _ = stop.changed(), if !stopping => {
                 stopping = true;
@@ -212,9 +216,7 @@ async fn echo(
             // The client has shut down its side; every whole line is echoed.
             let mut end = format!("closed its side after {}", lines(echoed));
             if !line.is_empty() {
-                let tail = line.len();
-                end +=
-                    &format!(" and {tail} bytes without a newline (dropped)");
+                end += &format!(", mid-line ({} bytes dropped)", line.len());
             }
             writer.shutdown().await?;
             return Ok(format!("{end}; closed ours"));
