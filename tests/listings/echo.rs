@@ -63,7 +63,7 @@ fn reset(stream: TcpStream) {
 }
 
 /// Ctrl-C (or `name`), then the server's exit: status 0.
-fn stop(mut server: Run, name: &str) -> Transcript {
+fn stop(server: Run, name: &str) -> Transcript {
     server.signal(name);
     let transcript = server.finish();
     assert!(transcript.status.success(), "{}", transcript.text);
