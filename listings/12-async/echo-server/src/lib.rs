@@ -1,18 +1,27 @@
 //! S11.1: the async counterpart of chapter 3's threaded server. Every
 //! connection is a task, not a thread; each line a client sends comes back to
-//! it. SKELETON: to be completed (timeouts, resets, half-close, shutdown).
+//! it. A client that stays silent, resets, sends too long a line or shuts down
+//! its side ends its own connection, with a line in the log saying how; Ctrl-C
+//! or SIGTERM stops the server gracefully. A library as well as a program, so
+//! that chapter 12's C10K measurement runs this very server.
 
-use std::io;
+use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+use tokio::task::{JoinError, JoinSet};
+use tokio::time::timeout;
 
 /// Echo every line each client sends, many clients at once, on tokio.
-#[derive(Parser)]
+// A few numbers: each connection's task gets its own copy.
+#[derive(Parser, Clone, Copy)]
 pub struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:7777")]
@@ -20,45 +29,98 @@ pub struct Args {
     /// Connections the kernel may queue before `accept` takes them.
     #[arg(long, default_value_t = 1024)]
     backlog: i32,
-    /// Print only the address, not a line per connection (for load tests).
+    /// Seconds a client may stay silent (or not read its echoes) before the
+    /// server hangs up.
+    #[arg(long, default_value_t = 60)]
+    #[arg(value_parser = clap::value_parser!(u64).range(1..))]
+    idle: u64,
+    /// The longest line echoed, in bytes, newline included.
+    #[arg(long, default_value_t = 1024)]
+    #[arg(value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    max_line: u64,
+    /// Seconds the connections get to finish after Ctrl-C or SIGTERM.
+    #[arg(long, default_value_t = 10)]
+    grace: u64,
+    /// Print only the address, errors and the shutdown summary, not a line
+    /// per connection (for load tests).
     #[arg(long)]
     quiet: bool,
 }
 
 pub fn run(args: Args) -> Result<()> {
-    tokio::runtime::Runtime::new()?.block_on(serve(args))
+    let runtime = tokio::runtime::Runtime::new()
+        .context("cannot start the tokio runtime")?;
+    runtime.block_on(serve(args))
 }
 
+// ANCHOR: serve
 async fn serve(args: Args) -> Result<()> {
+    // Before "listening on": from then on, a signal must mean "shut down
+    // gracefully", never the default, which kills the process.
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
     let listener = listen(args.bind, args.backlog)
         .with_context(|| format!("cannot listen on {}", args.bind))?;
     println!("listening on {}", listener.local_addr()?);
-    loop {
+
+    let (stop, stopped) = watch::channel(false);
+    let mut connections = JoinSet::new();
+    let mut served = 0;
+    let signal = loop {
         tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(connection) => connection,
-                    Err(e) => {
-                        println!("accept failed: {e}");
-                        continue;
+            _ = interrupt.recv() => break "SIGINT",
+            _ = terminate.recv() => break "SIGTERM",
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    served += 1;
+                    if !args.quiet {
+                        println!("{peer} connected");
                     }
-                };
-                let quiet = args.quiet;
-                tokio::spawn(async move {
-                    match echo(stream).await {
-                        Ok(()) if quiet => {}
-                        Ok(()) => println!("{peer} closed the connection"),
-                        Err(e) => println!("{peer}: {e}"),
-                    }
-                });
-            }
-            _ = tokio::signal::ctrl_c() => break,
+                    let stopped = stopped.clone();
+                    connections.spawn(async move {
+                        (peer, echo(stream, args, stopped).await)
+                    });
+                }
+                Err(e) => {
+                    // Out of descriptors, say: let connections end, not spin.
+                    println!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            // Reap each connection as it ends, so that the set holds only
+            // open ones, and log how it ended.
+            Some(ended) = connections.join_next() => log(ended, args.quiet),
         }
-    }
-    println!("shutting down");
+    };
+    // ANCHOR_END: serve
+
+    // ANCHOR: shutdown
+    drop(listener); // new clients are refused from here on
+    let open = connections.len();
+    println!("{signal}: stopped accepting; open connections: {open}");
+    stop.send_replace(true);
+    let grace = Duration::from_secs(args.grace);
+    let finishing = async {
+        while let Some(ended) = connections.join_next().await {
+            log(ended, args.quiet);
+        }
+    };
+    // On timeout, `finishing` is dropped; the set keeps the tasks still open.
+    let _ = timeout(grace, finishing).await;
+    let aborted = connections.len();
+    connections.shutdown().await; // aborts them, and waits until they are gone
+    println!(
+        "shut down: {served} served; open at shutdown: {open}, finished: {}, \
+         aborted after the {} s grace period: {aborted}",
+        open - aborted,
+        args.grace
+    );
     Ok(())
 }
+// ANCHOR_END: shutdown
 
+/// As in chapter 3: socket2 sets the backlog that tokio's `bind` does not
+/// let us choose.
 fn listen(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
     let domain = Domain::for_address(addr);
     let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
@@ -69,15 +131,104 @@ fn listen(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
     TcpListener::from_std(socket.into())
 }
 
-async fn echo(stream: TcpStream) -> io::Result<()> {
+fn log(
+    ended: Result<(SocketAddr, io::Result<String>), JoinError>,
+    quiet: bool,
+) {
+    match ended {
+        Ok((_, Ok(_))) if quiet => {}
+        Ok((peer, Ok(end))) => println!("{peer} {end}"),
+        Ok((peer, Err(e))) => println!("{peer}: {e}"),
+        Err(e) => println!("a connection's task failed: {e}"),
+    }
+}
+
+// ANCHOR: echo
+/// Echoes one client's lines until it leaves or the server stops; returns how
+/// the connection ended.
+async fn echo(
+    stream: TcpStream,
+    args: Args,
+    mut stop: watch::Receiver<bool>,
+) -> io::Result<String> {
     let (reader, mut writer) = stream.into_split();
     let mut reader = BufReader::new(reader);
+    let idle = Duration::from_secs(args.idle);
+    // One byte more than allowed, to tell "too long" from "just fits".
+    let limit = args.max_line + 1;
     let mut line = Vec::new();
+    let mut echoed = 0;
+    let mut stopping = false;
     loop {
-        line.clear();
-        if reader.read_until(b'\n', &mut line).await? == 0 {
-            return Ok(());
+        // The limit counts what `line` already holds: a read that select!
+        // dropped may have left the start of a line there. (An async block,
+        // so that the `take` adapter lives as long as the read.)
+        let room = limit - line.len() as u64;
+        let read = async {
+            (&mut reader).take(room).read_until(b'\n', &mut line).await
+        };
+        tokio::select! {
+            read = timeout(idle, read) => match read {
+                Err(_) => {
+                    let idle = args.idle;
+                    return Ok(format!("was silent for {idle} s; hanging up"));
+                }
+                Ok(Err(e)) if e.kind() == ErrorKind::ConnectionReset => {
+                    let echoed = lines(echoed);
+                    return Ok(format!("reset the connection after {echoed}"));
+                }
+                // What `line` now holds tells the rest, not the count read.
+                Ok(read) => {
+                    read?;
+                }
+            },
+            _ = stop.changed(), if !stopping => {
+                stopping = true;
+                // Bytes already received are a line in progress: finish it.
+                if line.is_empty() && reader.buffer().is_empty() {
+                    writer.shutdown().await?;
+                    let echoed = lines(echoed);
+                    return Ok(format!("closed at shutdown after {echoed}"));
+                }
+                continue;
+            }
+        };
+        // ANCHOR_END: echo
+        // ANCHOR: ends
+        if line.ends_with(b"\n") {
+            // A client that does not read its echoes gets `idle` too.
+            if timeout(idle, writer.write_all(&line)).await.is_err() {
+                let idle = args.idle;
+                return Ok(format!("read no echo for {idle} s; hanging up"));
+            }
+            echoed += 1;
+            line.clear();
+            if stopping {
+                writer.shutdown().await?;
+                let echoed = lines(echoed);
+                return Ok(format!("finished at shutdown after {echoed}"));
+            }
+        } else if line.len() as u64 == limit {
+            let max = args.max_line;
+            return Ok(format!("sent a line over {max} bytes; hanging up"));
+        } else {
+            // Short of both the newline and the limit: the end of the stream.
+            // The client has shut down its side; every whole line is echoed.
+            let mut end = format!("closed its side after {}", lines(echoed));
+            if !line.is_empty() {
+                end += &format!(", mid-line ({} bytes dropped)", line.len());
+            }
+            writer.shutdown().await?;
+            return Ok(format!("{end}; closed ours"));
         }
-        writer.write_all(&line).await?;
+        // ANCHOR_END: ends
+    }
+}
+
+fn lines(n: u64) -> String {
+    if n == 1 {
+        "1 line".into()
+    } else {
+        format!("{n} lines")
     }
 }

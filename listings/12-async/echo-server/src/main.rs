@@ -1,4 +1,4 @@
-//! S11.1: the program around the library's server.
+//! S11.1: the program around the library's async echo server.
 
 use std::process::ExitCode;
 
