@@ -59,6 +59,14 @@ fn c10k_holds_ten_thousand_connections_on_every_server() {
         .spawn()
         .finish();
     let text = transcript.text.clone();
+    if hard_file_limit() < 10_064 {
+        // Ten thousand connections and 64 spare descriptors do not fit here: the listing
+        // must say so, and the table cannot be checked on this machine.
+        assert!(text.contains("this machine's hard limit is"), "{text}");
+        assert_eq!(transcript.status.code(), Some(1), "{text}");
+        eprintln!("the hard limit on open files is too low here: the C10K table is not checked");
+        return;
+    }
     assert!(transcript.status.success(), "{text}");
     let cores: u64 = text
         .split_once(" cores,")
@@ -114,6 +122,18 @@ fn c10k_holds_ten_thousand_connections_on_every_server() {
     );
     transcript.assert_snapshot("this-machine");
     transcript.record_measurement("this-machine");
+}
+
+/// This process's hard limit on open files, which the listing inherits.
+fn hard_file_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct we pass, which outlives the call.
+    let got = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    assert_eq!(got, 0, "getrlimit: {}", std::io::Error::last_os_error());
+    limit.rlim_max
 }
 
 #[test]
