@@ -53,6 +53,8 @@ async fn ask(
     let responder = tokio::spawn(async move {
         match responder {
             Responder::AnswersAtOnce => {
+                // Fails only if the asker has stopped waiting: then nobody
+                // wants the answer, and there is nothing to do.
                 let _ = reply_to.send("12:00");
                 "replied"
             }

@@ -1,7 +1,7 @@
 //! S11.1: the notes' event loop, literally: a queue, and a loop that takes
 //! the next entry and runs it. The entries are tasks (futures), a waker puts
 //! a task back on the queue, and a thread playing the OS wakes a task from
-//! outside the loop. A task that nothing can wake is found and dropped.
+//! outside the loop. A task that no waker refers to is found and dropped.
 
 use std::cell::Cell;
 use std::collections::VecDeque;
@@ -11,9 +11,18 @@ use std::pin::Pin;
 use std::process::ExitCode;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker};
-use std::thread;
+use std::{mem, thread};
+
+use clap::Parser;
+
+/// Run five tasks on an event loop made of std alone; type a line when the
+/// loop says it blocks.
+#[derive(Parser)]
+struct Args {}
 
 fn main() -> ExitCode {
+    // No options: parsing gives `--help`, and refuses anything else.
+    Args::parse();
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -29,6 +38,8 @@ fn run() -> io::Result<()> {
     let mailbox = Arc::new(Mailbox::default());
     let stdin = Arc::new(Slot::default());
     os_thread(Arc::clone(&stdin))?;
+    let answer = Arc::new(Slot::default());
+    let promise = Promise(Arc::clone(&answer));
 
     let outbox = Arc::clone(&mailbox);
     executor.spawn("producer", async move {
@@ -53,13 +64,32 @@ fn run() -> io::Result<()> {
     });
     executor.spawn(
         "forgetful",
-        poll_fn(|_cx| {
+        poll_fn(move |_cx| {
+            let _owned = &promise; // the future owns it, and drops it
             println!("    forgetful: Pending, and nothing will wake me");
             Poll::<()>::Pending
         }),
     );
+    executor.spawn("asker", async move {
+        println!("    asker: waiting for the forgetful task's answer");
+        match answer.take().await {
+            Some(n) => println!("    asker: got {n}"),
+            None => println!("    asker: no answer, the promise was broken"),
+        }
+    });
     executor.run();
     Ok(())
+}
+
+/// A promise of an answer that is broken when dropped, as a oneshot
+/// channel's Sender is: the task waiting for the answer gets None.
+struct Promise(Arc<Slot<Option<u32>>>);
+
+impl Drop for Promise {
+    fn drop(&mut self) {
+        println!("    forgetful: dropped, and with it its promise");
+        self.0.put(None);
+    }
 }
 // ANCHOR_END: run
 
@@ -68,6 +98,8 @@ fn run() -> io::Result<()> {
 struct Task {
     id: usize,
     name: &'static str,
+    // In a Mutex only because `Waker::from` needs `Task: Send + Sync`, and a
+    // future is Send but not Sync; only the loop's thread ever locks it.
     future: Mutex<Pin<Box<dyn Future<Output = ()> + Send>>>,
     queue: Arc<Queue>,
 }
@@ -123,6 +155,7 @@ struct Executor {
     queue: Arc<Queue>,
     /// Every task not finished yet; wakers hold the other references.
     live: Vec<Arc<Task>>,
+    spawned: usize,
 }
 
 impl Executor {
@@ -131,7 +164,8 @@ impl Executor {
         name: &'static str,
         future: impl Future<Output = ()> + Send + 'static,
     ) {
-        let id = self.live.len() + 1;
+        self.spawned += 1;
+        let id = self.spawned;
         let queue = Arc::clone(&self.queue);
         let future = Mutex::new(Box::pin(future) as Pin<Box<_>>);
         let task = Arc::new(Task {
@@ -162,7 +196,7 @@ impl Executor {
             RUNNING.set(None);
             if poll.is_ready() {
                 println!("  -> Ready: task {} is done", task.id);
-                self.live.retain(|live| live.id != task.id);
+                self.live.retain(|live| !Arc::ptr_eq(live, &task));
             } else {
                 println!("  -> Pending");
             }
@@ -182,19 +216,30 @@ impl Executor {
             if let Some(task) = tasks.pop_front() {
                 return Some(task);
             }
-            // With the queue empty, `live` holds the only reference to a task
-            // unless a waker for it exists somewhere.
-            self.live.retain(|task| {
-                let wakeable = Arc::strong_count(task) > 1;
-                if !wakeable {
+            // A count of 1 means `live` holds the only reference: no waker
+            // for the task exists, and no wake can ever come. (A count above
+            // 1 proves nothing: a waker may sit where nobody will call it.)
+            let (dead, live): (Vec<_>, Vec<_>) = mem::take(&mut self.live)
+                .into_iter()
+                .partition(|task| Arc::strong_count(task) == 1);
+            self.live = live;
+            if !dead.is_empty() {
+                // Dropping a task drops its future, which may wake another
+                // task, and waking locks the queue: unlock it first.
+                drop(tasks);
+                for task in dead {
                     println!(
                         "queue empty; no waker for task {} exists: it can \
                          never run again; dropped",
                         task.id
                     );
+                    drop(task);
                 }
-                wakeable
-            });
+                // Look again: a task may have been woken, or lost its last
+                // waker, with the tasks just dropped.
+                tasks = queue.lock();
+                continue;
+            }
             if self.live.is_empty() {
                 println!("queue empty, no task left: the loop ends");
                 return None;
@@ -280,45 +325,54 @@ fn yield_now() -> impl Future<Output = ()> {
 // ANCHOR_END: mailbox
 
 // ANCHOR: os
-/// A line from stdin, or None at its end, with the waker of the task that
-/// waits for it.
+/// A value that one side puts and the other takes, with the waker of the
+/// task that waits to take it.
 #[derive(Default)]
-struct Slot {
-    state: Mutex<(Option<Option<String>>, Option<Waker>)>,
+struct Slot<T> {
+    state: Mutex<SlotState<T>>,
 }
 
-impl Slot {
-    async fn take(&self) -> Option<String> {
+#[derive(Default)]
+struct SlotState<T> {
+    value: Option<T>,
+    waiting: Option<Waker>,
+}
+
+impl<T> Slot<T> {
+    async fn take(&self) -> T {
         poll_fn(|cx| {
             let mut state =
                 self.state.lock().unwrap_or_else(|p| p.into_inner());
-            match state.0.take() {
-                Some(line) => Poll::Ready(line),
+            match state.value.take() {
+                Some(value) => Poll::Ready(value),
                 None => {
-                    state.1 = Some(cx.waker().clone());
+                    state.waiting = Some(cx.waker().clone());
                     Poll::Pending
                 }
             }
         })
         .await
     }
+
+    fn put(&self, value: T) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.value = Some(value);
+        if let Some(waker) = state.waiting.take() {
+            waker.wake();
+        }
+    }
 }
 
 /// The OS's part, played by a thread: it blocks on stdin as epoll would, and
 /// turns "a line is ready" into a wake.
-fn os_thread(slot: Arc<Slot>) -> io::Result<()> {
+fn os_thread(slot: Arc<Slot<Option<String>>>) -> io::Result<()> {
     thread::Builder::new().name("stdin".into()).spawn(move || {
         let mut line = String::new();
         let read = io::stdin().lock().read_line(&mut line);
-        let line = match read {
+        slot.put(match read {
             Ok(len) if len > 0 => Some(line.trim_end().to_string()),
-            _ => None,
-        };
-        let mut state = slot.state.lock().unwrap_or_else(|p| p.into_inner());
-        state.0 = Some(line);
-        if let Some(waker) = state.1.take() {
-            waker.wake();
-        }
+            _ => None, // the end of input, or an error reading it
+        });
     })?;
     Ok(())
 }
