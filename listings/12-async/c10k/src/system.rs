@@ -1,0 +1,110 @@
+//! What C10K needs from the system (Linux): descriptors, ports, threads; and
+//! what a process costs, read from `/proc`.
+
+use std::fs;
+use std::io;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+
+// ANCHOR: limit
+/// Raises this process's soft limit on open files to the hard limit (its
+/// children inherit it), or says why `need` cannot be had.
+pub fn raise_file_limit(need: u64) -> Result<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct we pass, which outlives the call.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(io::Error::last_os_error()).context("getrlimit");
+    }
+    if limit.rlim_max < need {
+        bail!(
+            "{need} open files are needed, and this machine's hard limit is {}: \
+             only root raises it (ulimit -Hn, LimitNOFILE= for a systemd \
+             service, docker run --ulimit nofile=...); or ask for fewer \
+             connections",
+            limit.rlim_max
+        );
+    }
+    // Linux caps the hard limit at fs.nr_open, so it is never infinite here.
+    limit.rlim_cur = limit.rlim_max;
+    // SAFETY: setrlimit only reads the struct we pass.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+        return Err(io::Error::last_os_error()).context("setrlimit");
+    }
+    Ok(limit.rlim_cur)
+}
+// ANCHOR_END: limit
+
+/// A number from `/proc/sys`.
+fn sysctl(name: &str) -> Result<u64> {
+    let path = format!("/proc/sys/{}", name.replace('.', "/"));
+    let text = fs::read_to_string(&path).with_context(|| path.clone())?;
+    text.trim()
+        .parse()
+        .with_context(|| format!("{path}: {text:?}"))
+}
+
+/// Every client connection needs a local port from the ephemeral range.
+pub fn local_ports() -> Result<u64> {
+    let path = "/proc/sys/net/ipv4/ip_local_port_range";
+    let range = fs::read_to_string(path).context(path)?;
+    let ends: Vec<u64> = range
+        .split_whitespace()
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    match ends[..] {
+        [low, high] => Ok(high + 1 - low),
+        _ => bail!("{path}: {range:?}"),
+    }
+}
+
+/// About how many threads one process can have here, and what limits it:
+/// a thread takes about four memory maps (chapter 8 measured it) and a
+/// process id.
+pub fn thread_limit() -> Result<(u64, String)> {
+    let maps = sysctl("vm.max_map_count")?;
+    let pids = sysctl("kernel.pid_max")?.min(sysctl("kernel.threads-max")?);
+    Ok(if maps / 4 < pids {
+        (
+            maps / 4,
+            format!("vm.max_map_count {maps} / 4 maps a thread"),
+        )
+    } else {
+        (pids, "kernel.pid_max and kernel.threads-max".into())
+    })
+}
+
+/// A figure of `/proc/<pid>/status`: `VmRSS` and `VmHWM` in KiB, `Threads`
+/// as a count. `pid` may be `self`.
+pub fn status(pid: &str, field: &str) -> Result<u64> {
+    let path = format!("/proc/{pid}/status");
+    let status = fs::read_to_string(&path).with_context(|| path.clone())?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|value| value.trim().trim_end_matches(" kB").parse().ok())
+        .with_context(|| format!("no {field} in {path}"))
+}
+
+/// User and system time of all a process's threads so far.
+pub fn cpu_time(pid: &str) -> Result<Duration> {
+    let path = format!("/proc/{pid}/stat");
+    let stat = fs::read_to_string(&path).with_context(|| path.clone())?;
+    // utime and stime are fields 14 and 15; count them after the command
+    // name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = match stat.rsplit_once(')') {
+        Some((_, rest)) => rest.split_whitespace().collect(),
+        None => Vec::new(),
+    };
+    let tick = |i: usize| fields.get(i).and_then(|t| t.parse::<u64>().ok());
+    let ticks = tick(11)
+        .zip(tick(12))
+        .map(|(user, system)| user + system)
+        .with_context(|| format!("no utime and stime in {path}"))?;
+    // SAFETY: sysconf only reads its argument.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    Ok(Duration::from_secs_f64(ticks as f64 / per_second as f64))
+}
