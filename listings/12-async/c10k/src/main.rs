@@ -3,9 +3,6 @@
 //! server, this chapter's tokio echo server and, if python3 is here, an
 //! asyncio echo server. Linux only: it reads what it reports from /proc.
 
-mod server;
-mod system;
-
 use std::fmt::Write as _;
 use std::io;
 use std::net::SocketAddr;
@@ -23,7 +20,8 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::timeout;
 
-use server::{Server, ServerChild};
+use c10k::server::{self, Server, ServerChild};
+use c10k::system;
 
 /// Hold N loopback connections at once against three servers and measure.
 #[derive(Parser)]
@@ -165,22 +163,31 @@ fn measure(
     load: &tokio::runtime::Runtime,
 ) -> Result<Row> {
     let child = ServerChild::start(server)?;
-    let idle_kib = child.status("VmRSS")?;
+    let name = server.name();
+    let status = |field| {
+        system::status(child.pid(), field)
+            .with_context(|| format!("the {name} server"))
+    };
+    let cpu_time = || {
+        system::cpu_time(child.pid())
+            .with_context(|| format!("the {name} server"))
+    };
+    let idle_kib = status("VmRSS")?;
     let reply = fixed_reply(server);
     let (streams, mut errors) =
         load.block_on(connect(child.addr, n, reply.clone()));
     let held = streams.len();
-    let (server_cpu, load_cpu) = (child.cpu_time()?, own_cpu_time()?);
+    let (server_cpu, load_cpu) = (cpu_time()?, system::cpu_time("self")?);
     let started = Instant::now();
     let (streams, mut times, talk_errors) =
         load.block_on(converse(streams, round_trips, reply));
     let elapsed = started.elapsed();
-    let server_cpu = child.cpu_time()? - server_cpu;
-    let load_cpu = own_cpu_time()? - load_cpu;
+    let server_cpu = cpu_time()? - server_cpu;
+    let load_cpu = system::cpu_time("self")? - load_cpu;
     errors.extend(talk_errors);
     // Read while every connection is still open.
-    let threads = child.status("Threads")?;
-    let peak_kib = child.status("VmHWM")?;
+    let threads = status("Threads")?;
+    let peak_kib = status("VmHWM")?;
     drop(streams);
     if let Err(e) = child.stop() {
         errors.push(format!("{e:#}"));
@@ -201,10 +208,6 @@ fn measure(
     })
 }
 // ANCHOR_END: measure
-
-fn own_cpu_time() -> Result<Duration> {
-    system::cpu_time("self")
-}
 
 /// Echo servers send each line back; chapter 3's answers 我收到了 in GBK.
 fn fixed_reply(server: Server) -> Option<Arc<[u8]>> {

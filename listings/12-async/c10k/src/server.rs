@@ -17,8 +17,6 @@ use nix::sys::prctl::set_pdeathsig;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::system;
-
 #[derive(Clone, Copy, PartialEq, ValueEnum)]
 pub enum Server {
     Threads,
@@ -165,14 +163,9 @@ impl ServerChild {
         Ok(started)
     }
 
-    pub fn status(&self, field: &str) -> Result<u64> {
-        system::status(&self.pid, field)
-            .with_context(|| format!("the {} server", self.server.name()))
-    }
-
-    pub fn cpu_time(&self) -> Result<Duration> {
-        system::cpu_time(&self.pid)
-            .with_context(|| format!("the {} server", self.server.name()))
+    /// Its process id, as `/proc/<pid>` names it.
+    pub fn pid(&self) -> &str {
+        &self.pid
     }
 
     /// SIGTERM, as a service manager stops a server: tokio's and asyncio's
