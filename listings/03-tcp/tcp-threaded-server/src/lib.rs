@@ -22,6 +22,7 @@ pub struct Args {
     bind: SocketAddr,
     /// Connections the kernel may queue before `accept` takes them.
     #[arg(long, default_value_t = 128)]
+    #[arg(value_parser = clap::value_parser!(i32).range(1..))]
     backlog: i32,
     /// Seconds a client may stay silent before the server hangs up.
     #[arg(long, default_value_t = 60)]
@@ -138,7 +139,15 @@ fn serve(
                 }
             }
         }
-        writer.write_all(&reply)?;
+        if let Err(e) = writer.write_all(&reply) {
+            // A client that stops reading fills the buffers; the write times out.
+            return match e.kind() {
+                ErrorKind::WouldBlock | ErrorKind::TimedOut => {
+                    Ok(format!("read no reply for {} s; hanging up", args.idle))
+                }
+                _ => Err(e),
+            };
+        }
     }
 }
 // ANCHOR_END: serve
