@@ -5,7 +5,7 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use socket2::{Domain, SockRef, Socket, Type};
 
@@ -27,13 +27,22 @@ fn server(extra: &[&str]) -> (Run, SocketAddr) {
 /// accepted it.
 fn client(server: &mut Run, addr: SocketAddr, name: &str) -> TcpStream {
     let stream = TcpStream::connect(addr).expect("connect to the server");
+    named(server, &stream, name);
+    server.wait_for_line(&format!(r"^\[client {name}\] connected$"));
+    stream
+}
+
+/// Shows `stream`'s address in the server's log as `[client NAME]`, and gives its reads and
+/// writes a timeout.
+fn named(server: &mut Run, stream: &TcpStream, name: &str) {
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
+    stream
+        .set_write_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     let local = stream.local_addr().unwrap().to_string();
     server.redact(&local, &format!("[client {name}]"));
-    server.wait_for_line(&format!(r"^\[client {name}\] connected$"));
-    stream
 }
 
 /// Reads exactly `expected` back: the echo, newline included.
@@ -70,13 +79,67 @@ fn stop(server: Run, name: &str) -> Transcript {
     transcript
 }
 
-/// A test of `--idle 1` or `--grace 1` must not pass on the defaults (60 s, 10 s).
-fn assert_quick(transcript: &Transcript) {
+/// A test of a short `--idle` or `--grace` must not pass on the defaults (60 s, 10 s):
+/// `since` (the signal, say) to the exit took less than `limit`.
+fn assert_quick(since: Instant, limit: Duration, transcript: &Transcript) {
+    let took = since.elapsed();
     assert!(
-        transcript.elapsed < Duration::from_secs(8),
-        "took {:?}: the short timeout was not applied",
-        transcript.elapsed
+        took < limit,
+        "took {took:?}: the short timeout was not applied\n{}",
+        transcript.text
     );
+}
+
+/// Stops the server as Ctrl-Z would (SIGSTOP), and waits until every thread of it has
+/// stopped: until `resume`, what clients send piles up in the kernel, unread.
+fn pause(server: &Run) {
+    server.signal("STOP");
+    let tasks = format!("/proc/{}/task", server.pid());
+    let stopped = || {
+        std::fs::read_dir(&tasks).unwrap().all(|task| {
+            let stat = std::fs::read_to_string(task.unwrap().path().join("stat"));
+            // The state follows the command name, which is in parentheses.
+            stat.is_ok_and(|stat| {
+                stat.rsplit_once(") ")
+                    .is_some_and(|(_, s)| s.starts_with('T'))
+            })
+        })
+    };
+    poll(server, "the server to stop", stopped);
+}
+
+fn resume(server: &Run) {
+    server.signal("CONT");
+}
+
+/// Waits until the kernel has taken the reset of the connection from `client` to `server`:
+/// a reset closes the server's socket at once, and a closed socket leaves the kernel's table
+/// of connections (`/proc/net/tcp`), even while the server still holds it.
+fn wait_for_reset(server: &Run, server_addr: SocketAddr, client: SocketAddr) {
+    let ends = (
+        format!(":{:04X}", server_addr.port()),
+        format!(":{:04X}", client.port()),
+    );
+    let gone = || {
+        let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+        !table.lines().any(|row| {
+            let fields: Vec<&str> = row.split_whitespace().collect();
+            fields.len() > 2 && fields[1].ends_with(&ends.0) && fields[2].ends_with(&ends.1)
+        })
+    };
+    poll(server, "the kernel to take the reset", gone);
+}
+
+/// Polls `done` every millisecond, for at most 30 seconds: for states of the kernel that no
+/// call can wait for.
+fn poll(server: &Run, what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        if Instant::now() > deadline {
+            server.fail(&format!("gave up waiting for {what}"));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 #[test]
@@ -98,7 +161,7 @@ fn echo_client_talks_to_echo_server_over_many_connections() {
     let log = &transcript.text;
     assert!(!log.contains("connected"), "{log}");
     assert!(log.contains("shut down: 4 served;"), "{log}");
-    assert!(log.contains("grace period: 0"), "{log}");
+    assert!(log.contains("aborted: 0"), "{log}");
 }
 
 #[test]
@@ -126,6 +189,11 @@ fn echo_client_refuses_a_bad_address() {
 #[test]
 fn echo_server_refuses_a_zero_line_length() {
     assert_refused("echo-server", &["--max-line", "0"], "zero-max-line");
+}
+
+#[test]
+fn echo_server_refuses_a_zero_backlog() {
+    assert_refused("echo-server", &["--backlog", "0"], "zero-backlog");
 }
 
 #[test]
@@ -160,9 +228,8 @@ fn echo_server_serves_three_clients_at_once() {
 
 #[test]
 fn echo_server_survives_every_fault() {
-    let (mut server, addr) = server(&["--idle", "1", "--max-line", "16"]);
-    let _silent = client(&mut server, addr, "silent");
-    server.wait_for_line(r"^\[client silent\] was silent for 1 s; hanging up$");
+    // The default `--idle` (60 s): no stall of a loaded machine turns one ending into another.
+    let (mut server, addr) = server(&["--max-line", "16"]);
 
     // Half-close with a tail: whole lines come back, then the end of the stream.
     let mut half = client(&mut server, addr, "half");
@@ -171,11 +238,24 @@ fn echo_server_survives_every_fault() {
     assert_eq!(read_to_eof(&mut half, &server), "one\ntwo\n");
     server.wait_for_line(r"^\[client half\] closed its side after 2 lines, mid-line \(4 bytes");
 
+    // A reset the server reads: it comes after the echo.
     let mut rude = client(&mut server, addr, "rude");
     rude.write_all(b"bye\n").unwrap();
     expect_echo(&mut rude, &server, "bye\n");
     reset(rude);
     server.wait_for_line(r"^\[client rude\] reset the connection after 1 line$");
+
+    // A reset the server meets when it writes: the line and the reset both arrive while the
+    // server is paused, so it reads the line (bytes before a reset stay readable), and only
+    // its echo fails. That line was never echoed.
+    let hasty = client(&mut server, addr, "hasty");
+    let hasty_addr = hasty.local_addr().unwrap();
+    pause(&server);
+    (&hasty).write_all(b"hello\n").unwrap();
+    reset(hasty);
+    wait_for_reset(&server, addr, hasty_addr);
+    resume(&server);
+    server.wait_for_line(r"^\[client hasty\] reset the connection after 0 lines; line 1 not");
 
     let mut long = client(&mut server, addr, "long");
     // One write: the server may hang up (and reset) as soon as it has read 17 bytes.
@@ -191,12 +271,75 @@ fn echo_server_survives_every_fault() {
     server.wait_for_line(r"^\[client polite\] closed its side after 1 line; closed ours$");
 
     let transcript = stop(server, "INT");
-    assert_quick(&transcript);
     transcript.assert_snapshot("faults");
 }
 
 #[test]
-fn echo_server_finishes_the_line_in_progress_on_ctrl_c() {
+fn echo_server_hangs_up_on_slow_clients() {
+    let (mut server, addr) = server(&["--idle", "2"]);
+    let started = Instant::now();
+    let _silent = client(&mut server, addr, "silent");
+    server.wait_for_line(r"^\[client silent\] sent no whole line in 2 s; hanging up$");
+
+    // Never silent for long, but never a newline: `--idle` is a deadline for the whole line.
+    // Each wait for the server to hang up lasts at most a quarter of a second.
+    let mut drip = client(&mut server, addr, "drip");
+    drip.set_read_timeout(Some(Duration::from_millis(250)))
+        .unwrap();
+    let mut dripped = 0;
+    loop {
+        // After the hang-up, a byte may meet a reset: that ends it too.
+        if drip.write_all(b"z").is_err() {
+            break;
+        }
+        dripped += 1;
+        match drip.read(&mut [0]) {
+            Ok(0) => break,
+            Ok(_) => server.fail("an echo without a newline"),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => break,
+        }
+        if dripped == 200 {
+            server.fail("no hang-up after 200 bytes");
+        }
+    }
+    server.wait_for_line(r"^\[client drip\] sent no whole line in 2 s; hanging up$");
+
+    // Sends lines without end and reads none of the echoes: once they fill the client's
+    // receive buffer and the server's send buffer, the server's write waits, and times out.
+    // A small receive buffer makes that sooner; the lines start before the server has even
+    // accepted the connection, so that it never waits for one.
+    let deaf = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    deaf.set_recv_buffer_size(4096).unwrap();
+    deaf.connect(&addr.into()).unwrap();
+    let deaf = TcpStream::from(deaf);
+    named(&mut server, &deaf, "deaf");
+    let mut lines = deaf.try_clone().unwrap();
+    let flood = std::thread::spawn(move || {
+        let line: Vec<u8> = [b'y'; 999].iter().chain(b"\n").copied().collect();
+        let lines_64 = line.repeat(64);
+        let mut sent = 0;
+        // Ends when the server hangs up (with a reset: it leaves what we sent unread), or
+        // after the write timeout if it never does.
+        while lines.write_all(&lines_64).is_ok() {
+            sent += lines_64.len();
+        }
+        sent
+    });
+    server.wait_for_line(r"^\[client deaf\] connected$");
+    server.wait_for_line(r"^\[client deaf\] read no echo for 2 s; hanging up$");
+    let sent = flood.join().unwrap();
+    assert!(sent > 0);
+
+    let transcript = stop(server, "INT");
+    assert!(transcript.text.contains("3 served;"), "{}", transcript.text);
+    // Three hang-ups of at least 2 s each, far below the default 60.
+    assert_quick(started, Duration::from_secs(40), &transcript);
+    transcript.assert_snapshot("idle");
+}
+
+#[test]
+fn echo_server_finishes_every_line_received_on_ctrl_c() {
     let (mut server, addr) = server(&[]);
     let mut idle = client(&mut server, addr, "idle");
     idle.write_all(b"hello\n").unwrap();
@@ -209,21 +352,34 @@ fn echo_server_finishes_the_line_in_progress_on_ctrl_c() {
 
     server.signal("INT");
     server.wait_for_line(r"^SIGINT: stopped accepting; open connections: 2$");
-    // Between lines, a connection is closed at once; no new client is accepted.
+    // Between lines, the server closes its side at once; when the client closes in turn,
+    // the connection is over. No new client is accepted.
     assert_eq!(read_to_eof(&mut idle, &server), "");
+    drop(idle);
     server.wait_for_line(r"^\[client idle\] closed at shutdown after 1 line$");
     let refused = TcpStream::connect(addr).map(drop).unwrap_err();
     assert_eq!(refused.kind(), ErrorKind::ConnectionRefused);
-    // The line in progress is finished, echoed whole, and then the server closes.
-    busy.write_all(b" done\n").unwrap();
-    assert_eq!(read_to_eof(&mut busy, &server), "second, half done\n");
+    // The line in progress is finished, and so is every whole line that came with its end
+    // (one write: one read of the server). Then the server closes its side.
+    busy.write_all(b" done\nthird\nfourth\n").unwrap();
+    assert_eq!(
+        read_to_eof(&mut busy, &server),
+        "second, half done\nthird\nfourth\n"
+    );
+    // What the client sends after that is read and thrown away, until it closes.
+    busy.write_all(b"too late\n").unwrap();
+    drop(busy);
 
     let transcript = server.finish();
     assert!(transcript.status.success(), "{}", transcript.text);
+    let log = &transcript.text;
     assert!(
-        transcript
-            .text
-            .contains("open at shutdown: 2, finished: 2,")
+        log.contains("after 4 lines; 9 bytes after that discarded"),
+        "{log}"
+    );
+    assert!(
+        log.contains("open at shutdown: 2, finished: 2, aborted: 0"),
+        "{log}"
     );
     transcript.assert_snapshot("ctrl-c");
 }
@@ -236,25 +392,51 @@ fn echo_server_stops_on_sigterm_too() {
     expect_echo(&mut client, &server, "are you there?\n");
     server.signal("TERM");
     assert_eq!(read_to_eof(&mut client, &server), "");
+    drop(client);
     let transcript = server.finish();
     assert!(transcript.status.success(), "{}", transcript.text);
     transcript.assert_snapshot("sigterm");
 }
 
+/// A client with half a line sent, which it will never finish.
+fn stuck(server: &mut Run, addr: SocketAddr) -> TcpStream {
+    let mut stuck = client(server, addr, "stuck");
+    // As above: the start of a line comes with the first, in one write.
+    stuck.write_all(b"hello\nnever fini").unwrap();
+    expect_echo(&mut stuck, server, "hello\n");
+    stuck
+}
+
 #[test]
 fn echo_server_aborts_what_is_left_after_the_grace_period() {
     let (mut server, addr) = server(&["--grace", "1"]);
-    let mut stuck = client(&mut server, addr, "stuck");
-    // As above: the start of a line the client will never finish.
-    stuck.write_all(b"hello\nnever fini").unwrap();
-    expect_echo(&mut stuck, &server, "hello\n");
+    let mut stuck = stuck(&mut server, addr);
+    let signalled = Instant::now();
     server.signal("INT");
-    server
-        .wait_for_line(r"open at shutdown: 1, finished: 0, aborted after the 1 s grace period: 1$");
+    server.wait_for_line(r"^the 1 s grace period is over: aborting the 1 still open$");
     // The aborted task dropped the socket: the client reads the end of the stream, no echo.
     assert_eq!(read_to_eof(&mut stuck, &server), "");
     let transcript = server.finish();
     assert!(transcript.status.success(), "{}", transcript.text);
-    assert_quick(&transcript);
+    assert!(transcript.text.contains("finished: 0, aborted: 1"));
+    // The default grace period is 10 s.
+    assert_quick(signalled, Duration::from_secs(8), &transcript);
     transcript.assert_snapshot("grace-expired");
+}
+
+#[test]
+fn echo_server_aborts_at_once_on_a_second_ctrl_c() {
+    let (mut server, addr) = server(&["--grace", "60"]);
+    let mut stuck = stuck(&mut server, addr);
+    server.signal("INT");
+    server.wait_for_line(r"^SIGINT: stopped accepting; open connections: 1$");
+    let signalled = Instant::now();
+    server.signal("INT");
+    server.wait_for_line(r"^SIGINT again: aborting the 1 still open$");
+    assert_eq!(read_to_eof(&mut stuck, &server), "");
+    let transcript = server.finish();
+    assert!(transcript.status.success(), "{}", transcript.text);
+    assert!(transcript.text.contains("finished: 0, aborted: 1"));
+    assert_quick(signalled, Duration::from_secs(30), &transcript);
+    transcript.assert_snapshot("ctrl-c-twice");
 }

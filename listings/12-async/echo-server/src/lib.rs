@@ -1,9 +1,11 @@
 //! S11.1: the async counterpart of chapter 3's threaded server. Every
 //! connection is a task, not a thread; each line a client sends comes back to
-//! it. A client that stays silent, resets, sends too long a line or shuts down
-//! its side ends its own connection, with a line in the log saying how; Ctrl-C
-//! or SIGTERM stops the server gracefully. A library as well as a program, so
-//! that chapter 12's C10K measurement runs this very server.
+//! it. A client that takes too long over a line or its echo, resets, sends too
+//! long a line or shuts down its side ends its own connection, with a line in
+//! the log saying how. Ctrl-C or SIGTERM stops the server gracefully: it
+//! finishes and echoes every line it has begun to read, then closes; a second
+//! signal stops it at once. A library as well as a program, so that chapter 12's C10K
+//! measurement runs this very server.
 
 use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
@@ -13,6 +15,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
@@ -28,9 +31,10 @@ pub struct Args {
     bind: SocketAddr,
     /// Connections the kernel may queue before `accept` takes them.
     #[arg(long, default_value_t = 1024)]
+    #[arg(value_parser = clap::value_parser!(i32).range(1..))]
     backlog: i32,
-    /// Seconds a client may stay silent (or not read its echoes) before the
-    /// server hangs up.
+    /// Seconds a client has to send each whole line, and to take each echo,
+    /// before the server hangs up.
     #[arg(long, default_value_t = 60)]
     #[arg(value_parser = clap::value_parser!(u64).range(1..))]
     idle: u64,
@@ -38,7 +42,8 @@ pub struct Args {
     #[arg(long, default_value_t = 1024)]
     #[arg(value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
     max_line: u64,
-    /// Seconds the connections get to finish after Ctrl-C or SIGTERM.
+    /// Seconds the connections get to finish after Ctrl-C or SIGTERM; a
+    /// second signal ends them at once.
     #[arg(long, default_value_t = 10)]
     grace: u64,
     /// Print only the address, errors and the shutdown summary, not a line
@@ -95,25 +100,38 @@ async fn serve(args: Args) -> Result<()> {
     // ANCHOR_END: serve
 
     // ANCHOR: shutdown
-    drop(listener); // new clients are refused from here on
+    // Closing the listener refuses new clients, and resets those the kernel
+    // has queued but `accept` has not taken yet.
+    drop(listener);
     let open = connections.len();
     println!("{signal}: stopped accepting; open connections: {open}");
     stop.send_replace(true);
-    let grace = Duration::from_secs(args.grace);
-    let finishing = async {
-        while let Some(ended) = connections.join_next().await {
-            log(ended, args.quiet);
+    // Wait for them all, but no longer than the grace period, and not at
+    // all after a second signal: whoever sends it wants the server gone.
+    let grace = tokio::time::sleep(Duration::from_secs(args.grace));
+    tokio::pin!(grace);
+    let cut_short = loop {
+        tokio::select! {
+            ended = connections.join_next() => match ended {
+                Some(ended) => log(ended, args.quiet),
+                None => break None, // every connection has finished
+            },
+            _ = &mut grace => {
+                break Some(format!("the {} s grace period is over", args.grace))
+            }
+            _ = interrupt.recv() => break Some("SIGINT again".to_string()),
+            _ = terminate.recv() => break Some("SIGTERM again".to_string()),
         }
     };
-    // On timeout, `finishing` is dropped; the set keeps the tasks still open.
-    let _ = timeout(grace, finishing).await;
     let aborted = connections.len();
+    if let Some(why) = cut_short {
+        println!("{why}: aborting the {aborted} still open");
+    }
     connections.shutdown().await; // aborts them, and waits until they are gone
     println!(
-        "shut down: {served} served; open at shutdown: {open}, finished: {}, \
-         aborted after the {} s grace period: {aborted}",
-        open - aborted,
-        args.grace
+        "shut down: {served} served; open at shutdown: {open}, \
+         finished: {}, aborted: {aborted}",
+        open - aborted
     );
     Ok(())
 }
@@ -168,15 +186,15 @@ async fn echo(
             (&mut reader).take(room).read_until(b'\n', &mut line).await
         };
         tokio::select! {
+            // A deadline for the whole line, not for each read: a client
+            // that sends a byte at a time cannot hold the task for ever.
             read = timeout(idle, read) => match read {
                 Err(_) => {
                     let idle = args.idle;
-                    return Ok(format!("was silent for {idle} s; hanging up"));
+                    let end = format!("sent no whole line in {idle} s");
+                    return Ok(end + "; hanging up");
                 }
-                Ok(Err(e)) if e.kind() == ErrorKind::ConnectionReset => {
-                    let echoed = lines(echoed);
-                    return Ok(format!("reset the connection after {echoed}"));
-                }
+                Ok(Err(e)) if is_reset(&e) => return Ok(reset(echoed)),
                 // What `line` now holds tells the rest, not the count read.
                 Ok(read) => {
                     read?;
@@ -186,9 +204,9 @@ async fn echo(
                 stopping = true;
                 // Bytes already received are a line in progress: finish it.
                 if line.is_empty() && reader.buffer().is_empty() {
-                    writer.shutdown().await?;
                     let echoed = lines(echoed);
-                    return Ok(format!("closed at shutdown after {echoed}"));
+                    let end = format!("closed at shutdown after {echoed}");
+                    return linger(reader, writer, end).await;
                 }
                 continue;
             }
@@ -197,16 +215,29 @@ async fn echo(
         // ANCHOR: ends
         if line.ends_with(b"\n") {
             // A client that does not read its echoes gets `idle` too.
-            if timeout(idle, writer.write_all(&line)).await.is_err() {
-                let idle = args.idle;
-                return Ok(format!("read no echo for {idle} s; hanging up"));
+            match timeout(idle, writer.write_all(&line)).await {
+                Err(_) => {
+                    let idle = args.idle;
+                    return Ok(format!(
+                        "read no echo for {idle} s; hanging up"
+                    ));
+                }
+                // Bytes sent before a reset stay readable: a line may be
+                // read whole, and then its echo meets the reset.
+                Ok(Err(e)) if is_reset(&e) => {
+                    let next = echoed + 1;
+                    let end = reset(echoed);
+                    return Ok(format!("{end}; line {next} not echoed"));
+                }
+                Ok(written) => written?,
             }
             echoed += 1;
             line.clear();
-            if stopping {
-                writer.shutdown().await?;
+            // Stopping: every line already received is finished too.
+            if stopping && reader.buffer().is_empty() {
                 let echoed = lines(echoed);
-                return Ok(format!("finished at shutdown after {echoed}"));
+                let end = format!("finished at shutdown after {echoed}");
+                return linger(reader, writer, end).await;
             }
         } else if line.len() as u64 == limit {
             let max = args.max_line;
@@ -218,11 +249,53 @@ async fn echo(
             if !line.is_empty() {
                 end += &format!(", mid-line ({} bytes dropped)", line.len());
             }
-            writer.shutdown().await?;
-            return Ok(format!("{end}; closed ours"));
+            return match writer.shutdown().await {
+                Ok(()) => Ok(format!("{end}; closed ours")),
+                Err(e) if is_reset(&e) => Ok(format!("{end}; then it reset")),
+                Err(e) => Err(e),
+            };
         }
         // ANCHOR_END: ends
     }
+}
+
+// ANCHOR: linger
+/// Closes at shutdown, with every echo sent: shuts down our side, so that the
+/// client reads the end of the stream after the last echo, then reads what
+/// it still sends until it closes too (or the grace period ends). Closing
+/// with unread bytes would send a reset instead, and the client's system may
+/// then throw away echoes it has received but not yet read.
+async fn linger(
+    mut reader: BufReader<OwnedReadHalf>,
+    mut writer: OwnedWriteHalf,
+    end: String,
+) -> io::Result<String> {
+    let drained = async {
+        writer.shutdown().await?;
+        tokio::io::copy(&mut reader, &mut tokio::io::sink()).await
+    };
+    match drained.await {
+        Ok(0) => Ok(end),
+        Ok(n) => Ok(format!("{end}; {n} bytes after that discarded")),
+        Err(e) if is_reset(&e) => Ok(format!("{end}; then it reset")),
+        Err(e) => Err(e),
+    }
+}
+// ANCHOR_END: linger
+
+/// A client's reset shows as one of these, depending on what the server was
+/// doing when it came: reading, writing, or shutting down its own side.
+fn is_reset(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::ConnectionReset
+            | ErrorKind::BrokenPipe
+            | ErrorKind::NotConnected
+    )
+}
+
+fn reset(echoed: u64) -> String {
+    format!("reset the connection after {}", lines(echoed))
 }
 
 fn lines(n: u64) -> String {
