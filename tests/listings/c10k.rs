@@ -112,9 +112,24 @@ fn c10k_holds_ten_thousand_connections_on_every_server() {
             assert!(busy <= 1.05, "{text}");
         }
     }
+    // Memory per connection at 10,000 (KiB): a thread keeps more than a task does, and a
+    // task with its 8 KiB buffer more than asyncio's connection.
+    let per_connection = |server: &str| -> f64 {
+        let row = cost.iter().rfind(|r| r[1] == server).expect("a row");
+        assert_eq!(row[9], "KiB", "{text}");
+        row[8].parse().expect("a size")
+    };
+    assert!(
+        per_connection("threads") > per_connection("tokio"),
+        "{text}"
+    );
     if python {
         // The interpreter's cost: asyncio spends more of the server's CPU on a round trip.
         assert!(cpu_per_trip("asyncio") > cpu_per_trip("tokio"), "{text}");
+        assert!(
+            per_connection("tokio") > per_connection("asyncio"),
+            "{text}"
+        );
     }
 
     // The machine's own figures: its cores, its limits, how many threads tokio starts.
