@@ -87,22 +87,28 @@ impl Listing {
             .then(|| take_machine_turn(&self.name, self.budget));
         let (reader, writer) = std::io::pipe().expect("cannot create a pipe");
         let mut command = Command::new(&binary);
-        if let Some(limit) = self.file_limit {
-            let limit = libc::rlimit {
-                rlim_cur: limit,
-                rlim_max: limit,
-            };
-            // SAFETY: between fork and exec only async-signal-safe calls are allowed, and
-            // setrlimit is one; `limit` is a plain value copied into the closure.
-            unsafe {
-                command.pre_exec(move || {
-                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
-                        Ok(())
-                    } else {
+        let file_limit = self.file_limit.map(|limit| libc::rlimit {
+            rlim_cur: limit,
+            rlim_max: limit,
+        });
+        // SAFETY: between fork and exec only async-signal-safe calls are allowed, and
+        // signal and setrlimit are; `file_limit` is a plain value copied into the closure.
+        unsafe {
+            command.pre_exec(move || {
+                // As a terminal starts a program: Ctrl-C and `kill` act, even when this
+                // test runs in a background job, which inherits SIGINT and SIGQUIT ignored.
+                for signal in [libc::SIGINT, libc::SIGQUIT] {
+                    if libc::signal(signal, libc::SIG_DFL) == libc::SIG_ERR {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                match file_limit {
+                    Some(limit) if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 => {
                         Err(std::io::Error::last_os_error())
                     }
-                });
-            }
+                    _ => Ok(()),
+                }
+            });
         }
         let mut child = command
             .args(&self.args)
