@@ -7,21 +7,9 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use socket2::{Domain, SockRef, Socket, Type};
+use socket2::{Domain, Socket, Type};
 
-use crate::harness::{Run, Transcript, assert_refused, listing};
-
-/// The echo server on a free port, and the address it reports.
-fn server(extra: &[&str]) -> (Run, SocketAddr) {
-    let mut run = listing("echo-server")
-        .args(["--bind", "127.0.0.1:0"])
-        .args(extra)
-        .spawn();
-    let addr = run.wait_for_line(r"^listening on (\S+)$")[1]
-        .parse()
-        .unwrap();
-    (run, addr)
-}
+use crate::harness::{Run, Transcript, assert_refused, listing, reset, serving};
 
 /// A test client, named in the server's log as `[client NAME]`; waits until the server has
 /// accepted it.
@@ -61,14 +49,6 @@ fn read_to_eof(stream: &mut TcpStream, server: &Run) -> String {
         server.fail(&format!("no end of stream from the server ({e})"));
     }
     String::from_utf8(rest).unwrap()
-}
-
-/// Closes with SO_LINGER 0: the kernel sends a reset (RST) instead of an orderly FIN.
-fn reset(stream: TcpStream) {
-    SockRef::from(&stream)
-        .set_linger(Some(Duration::ZERO))
-        .unwrap();
-    drop(stream);
 }
 
 /// Ctrl-C (or `name`), then the server's exit: status 0.
@@ -144,7 +124,7 @@ fn poll(server: &Run, what: &str, done: impl Fn() -> bool) {
 
 #[test]
 fn echo_client_talks_to_echo_server_over_many_connections() {
-    let (server, addr) = server(&["--quiet"]);
+    let (server, addr) = serving("echo-server", &["--quiet"]);
     let client = listing("echo-client")
         .args(["--server", &addr.to_string()])
         .args(["--connections", "4", "--messages", "3"])
@@ -198,7 +178,7 @@ fn echo_server_refuses_a_zero_backlog() {
 
 #[test]
 fn echo_server_serves_three_clients_at_once() {
-    let (mut server, addr) = server(&[]);
+    let (mut server, addr) = serving("echo-server", &[]);
     let mut a = client(&mut server, addr, "A");
     let mut b = client(&mut server, addr, "B");
     let mut c = client(&mut server, addr, "C");
@@ -229,7 +209,7 @@ fn echo_server_serves_three_clients_at_once() {
 #[test]
 fn echo_server_survives_every_fault() {
     // The default `--idle` (60 s): no stall of a loaded machine turns one ending into another.
-    let (mut server, addr) = server(&["--max-line", "16"]);
+    let (mut server, addr) = serving("echo-server", &["--max-line", "16"]);
 
     // Half-close with a tail: whole lines come back, then the end of the stream.
     let mut half = client(&mut server, addr, "half");
@@ -276,7 +256,7 @@ fn echo_server_survives_every_fault() {
 
 #[test]
 fn echo_server_hangs_up_on_slow_clients() {
-    let (mut server, addr) = server(&["--idle", "2"]);
+    let (mut server, addr) = serving("echo-server", &["--idle", "2"]);
     let started = Instant::now();
     let _silent = client(&mut server, addr, "silent");
     server.wait_for_line(r"^\[client silent\] sent no whole line in 2 s; hanging up$");
@@ -340,7 +320,7 @@ fn echo_server_hangs_up_on_slow_clients() {
 
 #[test]
 fn echo_server_finishes_every_line_received_on_ctrl_c() {
-    let (mut server, addr) = server(&[]);
+    let (mut server, addr) = serving("echo-server", &[]);
     let mut idle = client(&mut server, addr, "idle");
     idle.write_all(b"hello\n").unwrap();
     expect_echo(&mut idle, &server, "hello\n");
@@ -386,7 +366,7 @@ fn echo_server_finishes_every_line_received_on_ctrl_c() {
 
 #[test]
 fn echo_server_stops_on_sigterm_too() {
-    let (mut server, addr) = server(&[]);
+    let (mut server, addr) = serving("echo-server", &[]);
     let mut client = client(&mut server, addr, "A");
     client.write_all(b"are you there?\n").unwrap();
     expect_echo(&mut client, &server, "are you there?\n");
@@ -409,7 +389,7 @@ fn stuck(server: &mut Run, addr: SocketAddr) -> TcpStream {
 
 #[test]
 fn echo_server_aborts_what_is_left_after_the_grace_period() {
-    let (mut server, addr) = server(&["--grace", "1"]);
+    let (mut server, addr) = serving("echo-server", &["--grace", "1"]);
     let mut stuck = stuck(&mut server, addr);
     let signalled = Instant::now();
     server.signal("INT");
@@ -426,7 +406,7 @@ fn echo_server_aborts_what_is_left_after_the_grace_period() {
 
 #[test]
 fn echo_server_aborts_at_once_on_a_second_ctrl_c() {
-    let (mut server, addr) = server(&["--grace", "60"]);
+    let (mut server, addr) = serving("echo-server", &["--grace", "60"]);
     let mut stuck = stuck(&mut server, addr);
     server.signal("INT");
     server.wait_for_line(r"^SIGINT: stopped accepting; open connections: 1$");

@@ -3,6 +3,7 @@
 //! and snapshot the terminal transcript with what varies from run to run redacted.
 
 use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
@@ -165,6 +166,28 @@ fn take_machine_turn(name: &str, budget: Duration) -> std::fs::File {
             Err(e) => panic!("{name}: no measuring turn ({}): {e}", path.display()),
         }
     }
+}
+
+/// A server listing on a free loopback port (`--bind 127.0.0.1:0` and `extra`), and the
+/// address it reports in its line `listening on ADDR`.
+pub fn serving(name: &str, extra: &[&str]) -> (Run, SocketAddr) {
+    let mut run = listing(name)
+        .args(["--bind", "127.0.0.1:0"])
+        .args(extra)
+        .spawn();
+    let addr = run.wait_for_line(r"^listening on (\S+)$")[1]
+        .parse()
+        .unwrap_or_else(|e| run.fail(&format!("not an address: {e}")));
+    (run, addr)
+}
+
+/// The test's side of a TCP connection ends with SO_LINGER 0: the kernel sends a reset (RST)
+/// instead of an orderly FIN.
+pub fn reset(stream: TcpStream) {
+    socket2::SockRef::from(&stream)
+        .set_linger(Some(Duration::ZERO))
+        .expect("SO_LINGER");
+    drop(stream);
 }
 
 /// Whether `python3` runs here: listings that compare with the notes' Python need it, and

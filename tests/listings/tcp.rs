@@ -7,21 +7,9 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::Duration;
 
 use encoding_rs::GBK;
-use socket2::{Domain, SockRef, Socket, Type};
+use socket2::{Domain, Socket, Type};
 
-use crate::harness::{Run, Transcript, listing};
-
-/// A server listing on a free port, and the address it reports.
-fn server(name: &str, extra: &[&str]) -> (Run, SocketAddr) {
-    let mut run = listing(name)
-        .args(["--bind", "127.0.0.1:0"])
-        .args(extra)
-        .spawn();
-    let addr = run.wait_for_line(r"^listening on (\S+)$")[1]
-        .parse()
-        .unwrap();
-    (run, addr)
-}
+use crate::harness::{Run, Transcript, listing, reset, serving};
 
 /// A test client, named in the server's log as `[client NAME]`.
 fn client(server: &mut Run, addr: SocketAddr, name: &str) -> TcpStream {
@@ -48,17 +36,9 @@ fn expect_reply(stream: &mut TcpStream, server: &Run, expected: &str) {
     assert_eq!(reply, expected);
 }
 
-/// Closes with SO_LINGER 0: the kernel sends a reset (RST) instead of an orderly FIN.
-fn reset(stream: TcpStream) {
-    SockRef::from(&stream)
-        .set_linger(Some(Duration::ZERO))
-        .unwrap();
-    drop(stream);
-}
-
 #[test]
 fn tcp_client_talks_to_tcp_server() {
-    let (mut server, addr) = server("tcp-server", &["--clients", "1"]);
+    let (mut server, addr) = serving("tcp-server", &["--clients", "1"]);
     let mut client = listing("tcp-client")
         .args(["--server", &addr.to_string()])
         .spawn();
@@ -100,7 +80,7 @@ fn tcp_client_refuses_an_empty_message() {
 
 #[test]
 fn tcp_server_serves_one_client_after_another() {
-    let (mut server, addr) = server("tcp-server", &["--clients", "2"]);
+    let (mut server, addr) = serving("tcp-server", &["--clients", "2"]);
     let mut first = client(&mut server, addr, "A");
     server.wait_for_line(r"\[client A\] connected$");
     first.write_all(&gbk("A 的第一条")).unwrap();
@@ -123,7 +103,7 @@ fn tcp_server_serves_one_client_after_another() {
 
 #[test]
 fn tcp_server_survives_a_silent_client_and_a_reset() {
-    let (mut server, addr) = server("tcp-server", &["--clients", "3", "--idle", "1"]);
+    let (mut server, addr) = serving("tcp-server", &["--clients", "3", "--idle", "1"]);
     let _silent = client(&mut server, addr, "silent");
     server.wait_for_line(r"\[client silent\]: was silent");
 
@@ -160,7 +140,7 @@ fn byte_stream_shows_merged_writes_and_split_characters() {
 
 #[test]
 fn tcp_threaded_server_serves_clients_at_once() {
-    let (mut server, addr) = server("tcp-threaded-server", &["--clients", "2"]);
+    let (mut server, addr) = serving("tcp-threaded-server", &["--clients", "2"]);
     let mut first = client(&mut server, addr, "A");
     server.wait_for_line(r"\[client A\] connected$");
     let mut second = client(&mut server, addr, "B");
@@ -189,7 +169,7 @@ fn tcp_threaded_server_serves_clients_at_once() {
 
 #[test]
 fn tcp_threaded_server_survives_every_fault() {
-    let (mut server, addr) = server(
+    let (mut server, addr) = serving(
         "tcp-threaded-server",
         &["--clients", "5", "--idle", "1", "--max-line", "16"],
     );
