@@ -350,12 +350,12 @@ fn print_line<const N: usize>(
             1 => "  ",
             _ => " ",
         };
-        let (cell, width) = (cell(name), width.unsigned_abs());
-        if columns[i].1 < 0 {
-            let _ = write!(line, "{gap}{cell:<width$}");
+        let (cell, w) = (cell(name), width.unsigned_abs());
+        let _ = if width < 0 {
+            write!(line, "{gap}{cell:<w$}")
         } else {
-            let _ = write!(line, "{gap}{cell:>width$}");
-        }
+            write!(line, "{gap}{cell:>w$}")
+        };
     }
     println!("{}", line.trim_end());
 }
