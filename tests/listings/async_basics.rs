@@ -1,7 +1,7 @@
 //! Chapter 12 (S11.1): an event loop from scratch, then tokio's tasks, join!, select!,
 //! timeouts and spawn_blocking.
 
-use crate::harness::{Transcript, assert_refused, compile_error, listing};
+use crate::harness::{Transcript, assert_refused, assert_snapshot, compile_error, listing};
 
 /// The lines of a transcript, trimmed of the indentation that shows nesting.
 fn lines(transcript: &Transcript) -> Vec<&str> {
@@ -74,12 +74,12 @@ fn tiny_executor_polls_wakes_blocks_and_drops_the_task_nothing_can_wake() {
         all.last(),
         Some(&"queue empty, no task left: the loop ends")
     );
-    transcript.assert_snapshot("hello");
+    assert_snapshot!(transcript, "hello");
 }
 
 #[test]
 fn tiny_executor_takes_no_options() {
-    assert_refused("tiny-executor", &["--workers", "2"], "any-option");
+    assert_refused!("tiny-executor", &["--workers", "2"], "any-option");
 }
 
 #[test]
@@ -105,12 +105,12 @@ fn tokio_tasks_are_lazy_until_awaited_detached_by_a_dropped_handle_and_a_panic_i
             r#"task 5, its handle dropped: sent "record 5""#,
         ]
     );
-    transcript.assert_snapshot("run");
+    assert_snapshot!(transcript, "run");
 }
 
 #[test]
 fn tokio_tasks_refuses_zero_workers() {
-    assert_refused("tokio-tasks", &["--workers", "0"], "zero-workers");
+    assert_refused!("tokio-tasks", &["--workers", "0"], "zero-workers");
 }
 
 #[test]
@@ -127,7 +127,7 @@ fn a_task_that_borrows_a_local_does_not_compile() {
         "{}",
         transcript.text
     );
-    transcript.assert_snapshot("borrowed-task-does-not-compile");
+    assert_snapshot!(transcript, "borrowed-task-does-not-compile");
 }
 
 /// The figure before `suffix` in the line that starts with `prefix`, as printed: `1.00` in
@@ -158,7 +158,7 @@ fn join_select_waits_the_longest_not_the_sum() {
     );
     position(&transcript, "at least the longest: true");
     position(&transcript, "less than the sum: true");
-    transcript.assert_snapshot("join");
+    assert_snapshot!(transcript, "join");
     transcript.record_measurement("join");
 }
 
@@ -177,12 +177,12 @@ fn join_select_cancels_the_loser_before_the_winning_branch_runs() {
         "{}",
         transcript.text
     );
-    transcript.assert_snapshot("race");
+    assert_snapshot!(transcript, "race");
 }
 
 #[test]
 fn join_select_refuses_a_unit_too_short_to_see() {
-    assert_refused("join-select", &["join", "--unit-ms", "5"], "short-unit");
+    assert_refused!("join-select", &["join", "--unit-ms", "5"], "short-unit");
 }
 
 #[test]
@@ -200,12 +200,12 @@ fn timeouts_answer_in_time_or_time_out_and_drop_the_wait() {
         "{}",
         transcript.text
     );
-    transcript.assert_snapshot("run");
+    assert_snapshot!(transcript, "run");
 }
 
 #[test]
 fn timeouts_refuses_a_zero_limit() {
-    assert_refused("timeouts", &["--limit-ms", "0"], "zero-limit");
+    assert_refused!("timeouts", &["--limit-ms", "0"], "zero-limit");
 }
 
 #[test]
@@ -230,11 +230,11 @@ fn spawn_blocking_lets_the_ticker_run_where_blocking_in_place_does_not() {
     let free = ticks("spawn_blocking:");
     assert!(free >= 300 / 10 / 4, "{}", transcript.text);
     transcript.redact_matches(r"(spawn_blocking: +)\d+ ticks", "${1}[N] ticks");
-    transcript.assert_snapshot("run");
+    assert_snapshot!(transcript, "run");
     transcript.record_measurement("run");
 }
 
 #[test]
 fn spawn_blocking_refuses_a_block_too_short_to_see() {
-    assert_refused("spawn-blocking", &["--block-ms", "10"], "short-block");
+    assert_refused!("spawn-blocking", &["--block-ms", "10"], "short-block");
 }

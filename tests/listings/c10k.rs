@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::harness::{assert_refused, listing, python3_present};
+use crate::harness::{assert_refused, assert_snapshot, listing, python3_present};
 
 fn count(field: &str) -> u64 {
     field
@@ -143,7 +143,7 @@ fn c10k_holds_ten_thousand_connections_on_every_server() {
     transcript.redact_matches(r" +[0-9,]+( +[0-9.]+x)", " [N]$1");
     transcript.redact_matches(r" +\d+\.\d\d +\d+\.\d\d ", " [N] [N] ");
     if python {
-        transcript.assert_snapshot("this-machine");
+        assert_snapshot!(transcript, "this-machine");
         transcript.record_measurement("this-machine");
     }
 }
@@ -161,10 +161,10 @@ fn c10k_says_when_the_open_file_limit_is_too_low() {
         "{}",
         transcript.text
     );
-    transcript.assert_snapshot("file-limit-too-low");
+    assert_snapshot!(transcript, "file-limit-too-low");
 }
 
 #[test]
 fn c10k_rejects_zero_connections() {
-    assert_refused("c10k", &["--connections", "1000,0"], "zero-connections");
+    assert_refused!("c10k", &["--connections", "1000,0"], "zero-connections");
 }

@@ -1,6 +1,6 @@
 //! Chapter 11, coroutines (S10.1-S10.3).
 
-use crate::harness::listing;
+use crate::harness::{assert_snapshot, listing};
 
 /// The notes' foo(1), primed and sent 2 and 99, prints these lines (CPython 3.11 does).
 const PYTHON_PRINTS: [&str; 5] = ["初始值a： 1", "1", "传递值b： 2", "3", "传递值c： 99"];
@@ -17,7 +17,7 @@ fn send_values_prints_what_the_python_coroutine_prints() {
             "the last send ends it"
         );
     }
-    transcript.assert_snapshot("run");
+    assert_snapshot!(transcript, "run");
 }
 
 #[test]
@@ -36,7 +36,7 @@ fn running_average_yields_none_then_the_averages() {
         lines.last(),
         Some(&"the averager's stack is unwound: state dropped")
     );
-    transcript.assert_snapshot("run");
+    assert_snapshot!(transcript, "run");
 }
 
 #[test]
@@ -48,5 +48,5 @@ fn poll_by_hand_shows_each_pending_and_the_ready() {
         .filter_map(|line| line.trim().strip_prefix("-> "))
         .collect();
     assert_eq!(results, ["Pending", "Pending", "Ready(3)"]);
-    transcript.assert_snapshot("run");
+    assert_snapshot!(transcript, "run");
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Socket, Type};
 
-use crate::harness::{Run, Transcript, assert_refused, listing, reset, serving};
+use crate::harness::{Run, Transcript, assert_refused, assert_snapshot, listing, reset, serving};
 
 /// A test client, named in the server's log as `[client NAME]`; waits until the server has
 /// accepted it.
@@ -51,9 +51,14 @@ fn read_to_eof(stream: &mut TcpStream, server: &Run) -> String {
     String::from_utf8(rest).unwrap()
 }
 
-/// Ctrl-C (or `name`), then the server's exit: status 0.
+/// Ctrl-C (`INT`, to the whole group, as a terminal sends it) or another signal, then the
+/// server's exit: status 0.
 fn stop(server: Run, name: &str) -> Transcript {
-    server.signal(name);
+    if name == "INT" {
+        server.ctrl_c();
+    } else {
+        server.signal(name);
+    }
     let transcript = server.finish();
     assert!(transcript.status.success(), "{}", transcript.text);
     transcript
@@ -132,7 +137,7 @@ fn echo_client_talks_to_echo_server_over_many_connections() {
         .finish();
     assert!(client.status.success(), "{}", client.text);
     assert_eq!(client.text.matches("all echoes match, then EOF").count(), 4);
-    client.assert_snapshot("four-at-once");
+    assert_snapshot!(client, "four-at-once");
 
     // Quiet: no line per connection, only the address and the summary. Whether a task that
     // has just sent its EOF is reaped before the signal arrives varies, so the server's log
@@ -158,22 +163,22 @@ fn echo_client_reports_a_closed_port() {
         .finish();
     assert_eq!(transcript.status.code(), Some(1), "{}", transcript.text);
     assert!(transcript.text.contains("Connection refused"));
-    transcript.assert_snapshot("refused");
+    assert_snapshot!(transcript, "refused");
 }
 
 #[test]
 fn echo_client_refuses_a_bad_address() {
-    assert_refused("echo-client", &["--server", "localhost"], "bad-address");
+    assert_refused!("echo-client", &["--server", "localhost"], "bad-address");
 }
 
 #[test]
 fn echo_server_refuses_a_zero_line_length() {
-    assert_refused("echo-server", &["--max-line", "0"], "zero-max-line");
+    assert_refused!("echo-server", &["--max-line", "0"], "zero-max-line");
 }
 
 #[test]
 fn echo_server_refuses_a_zero_backlog() {
-    assert_refused("echo-server", &["--backlog", "0"], "zero-backlog");
+    assert_refused!("echo-server", &["--backlog", "0"], "zero-backlog");
 }
 
 #[test]
@@ -203,7 +208,7 @@ fn echo_server_serves_three_clients_at_once() {
     }
     let transcript = stop(server, "INT");
     assert!(transcript.text.contains("3 served; open at shutdown: 0,"));
-    transcript.assert_snapshot("three-at-once");
+    assert_snapshot!(transcript, "three-at-once");
 }
 
 #[test]
@@ -251,7 +256,7 @@ fn echo_server_survives_every_fault() {
     server.wait_for_line(r"^\[client polite\] closed its side after 1 line; closed ours$");
 
     let transcript = stop(server, "INT");
-    transcript.assert_snapshot("faults");
+    assert_snapshot!(transcript, "faults");
 }
 
 #[test]
@@ -315,7 +320,7 @@ fn echo_server_hangs_up_on_slow_clients() {
     assert!(transcript.text.contains("3 served;"), "{}", transcript.text);
     // Three hang-ups of at least 2 s each, far below the default 60.
     assert_quick(started, Duration::from_secs(40), &transcript);
-    transcript.assert_snapshot("idle");
+    assert_snapshot!(transcript, "idle");
 }
 
 #[test]
@@ -330,7 +335,7 @@ fn echo_server_finishes_every_line_received_on_ctrl_c() {
     busy.write_all(b"first\nsecond, half").unwrap();
     expect_echo(&mut busy, &server, "first\n");
 
-    server.signal("INT");
+    server.ctrl_c();
     server.wait_for_line(r"^SIGINT: stopped accepting; open connections: 2$");
     // Between lines, the server closes its side at once; when the client closes in turn,
     // the connection is over. No new client is accepted.
@@ -361,7 +366,7 @@ fn echo_server_finishes_every_line_received_on_ctrl_c() {
         log.contains("open at shutdown: 2, finished: 2, aborted: 0"),
         "{log}"
     );
-    transcript.assert_snapshot("ctrl-c");
+    assert_snapshot!(transcript, "ctrl-c");
 }
 
 #[test]
@@ -375,7 +380,7 @@ fn echo_server_stops_on_sigterm_too() {
     drop(client);
     let transcript = server.finish();
     assert!(transcript.status.success(), "{}", transcript.text);
-    transcript.assert_snapshot("sigterm");
+    assert_snapshot!(transcript, "sigterm");
 }
 
 /// A client with half a line sent, which it will never finish.
@@ -392,7 +397,7 @@ fn echo_server_aborts_what_is_left_after_the_grace_period() {
     let (mut server, addr) = serving("echo-server", &["--grace", "1"]);
     let mut stuck = stuck(&mut server, addr);
     let signalled = Instant::now();
-    server.signal("INT");
+    server.ctrl_c();
     server.wait_for_line(r"^the 1 s grace period is over: aborting the 1 still open$");
     // The aborted task dropped the socket: the client reads the end of the stream, no echo.
     assert_eq!(read_to_eof(&mut stuck, &server), "");
@@ -401,22 +406,22 @@ fn echo_server_aborts_what_is_left_after_the_grace_period() {
     assert!(transcript.text.contains("finished: 0, aborted: 1"));
     // The default grace period is 10 s.
     assert_quick(signalled, Duration::from_secs(8), &transcript);
-    transcript.assert_snapshot("grace-expired");
+    assert_snapshot!(transcript, "grace-expired");
 }
 
 #[test]
 fn echo_server_aborts_at_once_on_a_second_ctrl_c() {
     let (mut server, addr) = serving("echo-server", &["--grace", "60"]);
     let mut stuck = stuck(&mut server, addr);
-    server.signal("INT");
+    server.ctrl_c();
     server.wait_for_line(r"^SIGINT: stopped accepting; open connections: 1$");
     let signalled = Instant::now();
-    server.signal("INT");
+    server.ctrl_c();
     server.wait_for_line(r"^SIGINT again: aborting the 1 still open$");
     assert_eq!(read_to_eof(&mut stuck, &server), "");
     let transcript = server.finish();
     assert!(transcript.status.success(), "{}", transcript.text);
     assert!(transcript.text.contains("finished: 0, aborted: 1"));
     assert_quick(signalled, Duration::from_secs(30), &transcript);
-    transcript.assert_snapshot("ctrl-c-twice");
+    assert_snapshot!(transcript, "ctrl-c-twice");
 }

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use crate::harness::{assert_refused, listing, python3_present};
+use crate::harness::{assert_refused, assert_snapshot, listing, python3_present};
 
 /// The figure before `suffix` on the line that starts with `start` (after spaces).
 fn figure(text: &str, start: &str, suffix: &str) -> f64 {
@@ -54,7 +54,7 @@ fn cpu_bound_runs_four_ways_and_python_agrees() {
     );
     transcript.redact_matches(r"\(Python 3\.[0-9.]+,", "(Python [VERSION],");
     transcript.redact_matches(r"kept [0-9.]+ cores", "kept [N] cores");
-    transcript.assert_snapshot("this-machine");
+    assert_snapshot!(transcript, "this-machine");
     transcript.record_measurement("this-machine");
 }
 
@@ -66,12 +66,12 @@ fn cpu_bound_without_python_says_so() {
         .spawn()
         .finish();
     assert!(transcript.status.success(), "{}", transcript.text);
-    transcript.assert_snapshot("without-python");
+    assert_snapshot!(transcript, "without-python");
 }
 
 #[test]
 fn cpu_bound_rejects_zero_workers() {
-    assert_refused("cpu-bound", &["--workers", "0"], "zero-workers");
+    assert_refused!("cpu-bound", &["--workers", "0"], "zero-workers");
 }
 
 #[test]
@@ -125,11 +125,11 @@ fn io_bound_waits_three_ways_at_three_sizes() {
         "more than [N] had started",
     );
     transcript.redact_matches(r"how: .*", "how: [one of two ways, see the chapter]");
-    transcript.assert_snapshot("this-machine");
+    assert_snapshot!(transcript, "this-machine");
     transcript.record_measurement("this-machine");
 }
 
 #[test]
 fn io_bound_rejects_zero_tasks() {
-    assert_refused("io-bound", &["--tasks", "100,0"], "zero-tasks");
+    assert_refused!("io-bound", &["--tasks", "100,0"], "zero-tasks");
 }

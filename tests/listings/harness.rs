@@ -1,23 +1,49 @@
 //! The one harness behind every listing's snapshot: build the workspace's binaries once, run a
 //! listing as a reader would (arguments, typed answers to its prompts, a peer in the test),
 //! and snapshot the terminal transcript with what varies from run to run redacted.
+//!
+//! A listing runs as if started from a terminal: in a process group of its own (Ctrl-C
+//! reaches all of it, and a failed test kills all of it), with the default handling of
+//! SIGINT and SIGQUIT, and with a small, fixed environment, so that nothing exported in the
+//! reader's shell changes what it prints.
 
+mod build;
+mod redact;
+mod turns;
+
+use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::{
-    Arc, Condvar, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard,
-};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use regex::{Captures, Regex};
+use regex::Regex;
+
+pub use redact::redact;
+use redact::{apply, redact_ephemeral_ports, shell_args};
+use turns::Turn;
 
 /// How long one listing may run, in all, before the test kills it and fails. Generous: two
 /// test suites may share this machine's 2 cores, and every wait returns as soon as it can.
 const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The environment a listing starts with, whatever the reader's shell exports: where to
+/// find programs (python3, among them), the home and temporary directories, and no colour
+/// or backtrace. Nothing else: an exported `TOKIO_WORKER_THREADS` or `LANG` would change
+/// what a listing (or the Python it runs) prints.
+fn listing_env() -> Vec<(OsString, OsString)> {
+    let mut env: Vec<(OsString, OsString)> = ["PATH", "HOME", "TMPDIR"]
+        .into_iter()
+        .filter_map(|name| Some((name.into(), std::env::var_os(name)?)))
+        .collect();
+    env.push(("NO_COLOR".into(), "1".into()));
+    env.push(("RUST_BACKTRACE".into(), "0".into()));
+    env
+}
 
 /// A listing's binary, ready to run with arguments.
 pub struct Listing {
@@ -52,11 +78,9 @@ impl Listing {
         self
     }
 
-    /// Marks a run whose figures the book records: while `BOOK_MEASURE=1` records them, such
-    /// a run has the machine to itself, with no other listing running beside it. Always, it
-    /// takes turns with every other measuring run on this machine, also those of another
-    /// `cargo test` at the same time: two of them at once could exhaust what the machine has
-    /// (threads, process ids, descriptors) and fail for a reason that is not the listing's.
+    /// Marks a run whose figures the book records. It takes turns with every other measuring
+    /// run on this machine, also those of another `cargo test` at the same time; while
+    /// `BOOK_MEASURE=1` records figures, it also has this test suite to itself.
     pub fn measuring(mut self) -> Self {
         self.measuring = true;
         self
@@ -72,20 +96,8 @@ impl Listing {
     /// Starts the listing with stdin, stdout and stderr on pipes. Stdout and stderr share one
     /// pipe, so the transcript has them in the order the program wrote them, as a terminal would.
     pub fn spawn(self) -> Run {
-        let binary = binary(&self.name);
-        // While figures are recorded, a measuring run has the machine to itself: it waits
-        // for every other listing to end, and none starts until it has ended.
-        static MACHINE: RwLock<()> = RwLock::new(());
-        let turn = recording().then(|| {
-            if self.measuring {
-                Turn::Alone(MACHINE.write().unwrap_or_else(|p| p.into_inner()))
-            } else {
-                Turn::Shared(MACHINE.read().unwrap_or_else(|p| p.into_inner()))
-            }
-        });
-        let machine_turn = self
-            .measuring
-            .then(|| take_machine_turn(&self.name, self.budget));
+        let binary = build::binary(&self.name);
+        let turn = Turn::take(&self.name, self.measuring, self.measuring && recording());
         let (reader, writer) = std::io::pipe().expect("cannot create a pipe");
         let mut command = Command::new(&binary);
         let file_limit = self.file_limit.map(|limit| libc::rlimit {
@@ -113,8 +125,11 @@ impl Listing {
         }
         let mut child = command
             .args(&self.args)
-            .env("NO_COLOR", "1")
-            .env("RUST_BACKTRACE", "0")
+            .env_clear()
+            .envs(listing_env())
+            // A group of its own, as a shell gives each job: a signal to the group reaches
+            // every process the listing started, as Ctrl-C at a terminal does.
+            .process_group(0)
             .stdin(Stdio::piped())
             .stdout(writer.try_clone().expect("cannot duplicate a pipe"))
             .stderr(writer)
@@ -130,40 +145,17 @@ impl Listing {
         Run {
             name: self.name,
             child,
+            reaped: false,
             stdin,
             screen,
             reader: Some(reader),
             started: Instant::now(),
             budget: self.budget,
             _turn: turn,
-            _machine_turn: machine_turn,
             measuring: self.measuring,
             command_line,
             redactions: Vec::new(),
             typed_up_to: 0,
-        }
-    }
-}
-
-/// Waits for this machine's measuring turn: an exclusive lock on one file in the temporary
-/// directory, so that test suites of different checkouts take turns too. Waiting is bounded.
-fn take_machine_turn(name: &str, budget: Duration) -> std::fs::File {
-    let path = std::env::temp_dir().join("book-listings-measuring.lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()));
-    // Whoever holds the turn finishes within its own budget; allow a few of those.
-    let deadline = Instant::now() + 4 * budget;
-    loop {
-        match file.try_lock() {
-            Ok(()) => return file,
-            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(e) => panic!("{name}: no measuring turn ({}): {e}", path.display()),
         }
     }
 }
@@ -190,23 +182,56 @@ pub fn reset(stream: TcpStream) {
     drop(stream);
 }
 
-/// Whether `python3` runs here: listings that compare with the notes' Python need it, and
-/// their tests say so and skip that comparison when it is missing.
+/// Whether `python3` runs here, as a listing would find it. Listings that compare with the
+/// notes' Python need it; without it their tests check the rest and say what they skipped.
+/// With `BOOK_REQUIRE_PYTHON=1` (`.ci/run` sets it) a missing python3 fails the test instead.
 pub fn python3_present() -> bool {
-    Command::new("python3")
+    let present = Command::new("python3")
         .arg("--version")
+        .env_clear()
+        .envs(listing_env())
+        .stdin(Stdio::null())
         .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .status()
-        .is_ok_and(|s| s.success())
+        .is_ok_and(|s| s.success());
+    let required = std::env::var_os("BOOK_REQUIRE_PYTHON").is_some_and(|v| v == "1");
+    assert!(
+        present || !required,
+        "python3 does not run here, and BOOK_REQUIRE_PYTHON=1 requires it"
+    );
+    present
 }
 
 /// A bad command-line value: the listing refuses it with clap's usage error and exit status
 /// 2, before it does anything else; the snapshot `<listing>__<scenario>` shows the message.
-pub fn assert_refused(name: &str, args: &[&str], scenario: &str) {
-    let transcript = listing(name).args(args).spawn().finish();
-    assert_eq!(transcript.status.code(), Some(2), "{}", transcript.text);
-    transcript.assert_snapshot(scenario);
+macro_rules! assert_refused {
+    ($name:expr, $args:expr, $scenario:expr) => {{
+        let transcript = $crate::harness::listing($name).args($args).spawn().finish();
+        assert_eq!(transcript.status.code(), Some(2), "{}", transcript.text);
+        $crate::harness::assert_snapshot!(transcript, $scenario);
+    }};
 }
+pub(crate) use assert_refused;
+
+/// Checks a transcript against `tests/snapshots/<listing>__<scenario>.snap`. A macro, so that
+/// the snapshot names the test that made it: its `source` is the test's file, and its
+/// `description` the test.
+macro_rules! assert_snapshot {
+    ($transcript:expr, $scenario:expr) => {{
+        fn here() {}
+        if let Some((settings, name, shown)) =
+            $transcript.snapshot($scenario, std::any::type_name_of_val(&here))
+        {
+            settings.bind(|| insta::assert_snapshot!(name, shown));
+        }
+    }};
+}
+pub(crate) use assert_snapshot;
+
+/// The compiler whose messages the compiler-error snapshots hold: the workspace's
+/// `rust-version`. Another one words its errors its own way (see `Transcript::snapshot`).
+const SNAPSHOT_COMPILER: &str = env!("CARGO_PKG_RUST_VERSION");
 
 /// Compiles `snippet` (a path from the workspace root, inside a listing's folder) with rustc
 /// alone, as a program the book says does not compile, and returns the compiler's messages as
@@ -219,8 +244,9 @@ pub fn compile_error(snippet: &str) -> Transcript {
         .expect("a snippet lives in listings/<chapter>/<listing>/");
     static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let name = format!("book-compile-error-{}-{call}", std::process::id());
-    let out = std::env::temp_dir().join(name);
+    // Metadata only, written where Cargo keeps this test target's scratch files.
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("compile-error-{}-{call}", std::process::id()));
     let started = Instant::now();
     let output = Command::new("rustc")
         .args([
@@ -249,28 +275,24 @@ pub fn compile_error(snippet: &str) -> Transcript {
         elapsed: started.elapsed(),
         redactions: Vec::new(),
         measuring: false,
+        compiler: true,
     }
-}
-
-/// A run's hold on the machine while figures are recorded.
-enum Turn {
-    Alone(#[allow(dead_code)] RwLockWriteGuard<'static, ()>),
-    Shared(#[allow(dead_code)] RwLockReadGuard<'static, ()>),
 }
 
 /// A running listing.
 pub struct Run {
     name: String,
     child: Child,
+    /// Whether `child` has been waited for: until then its pid, which is also its process
+    /// group's id, cannot be given to another process.
+    reaped: bool,
     stdin: Option<ChildStdin>,
     screen: Arc<Screen>,
     reader: Option<JoinHandle<()>>,
     started: Instant,
     budget: Duration,
-    /// Held while figures are recorded (see `spawn`).
-    _turn: Option<Turn>,
-    /// A measuring run's turn on this machine (see `measuring`); closing the file ends it.
-    _machine_turn: Option<std::fs::File>,
+    /// This run's turn (see `measuring`); it ends when the run is dropped.
+    _turn: Turn,
     measuring: bool,
     command_line: String,
     redactions: Vec<(Regex, String)>,
@@ -279,21 +301,42 @@ pub struct Run {
 }
 
 impl Run {
-    /// The listing's process id: to send it a signal, say.
+    /// The listing's process id: to look at it in `/proc`, say.
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
 
-    /// Sends the listing a signal by name: `INT` is what Ctrl-C sends.
+    /// Sends the listing's process (not the others of its group) a signal by name, as
+    /// `kill -NAME PID` would from another terminal.
     pub fn signal(&self, name: &str) -> &Self {
-        let sent = Command::new("kill")
-            .args([&format!("-{name}"), &self.pid().to_string()])
-            .status()
-            .unwrap_or_else(|e| self.fail(&format!("cannot run kill: {e}")));
-        if !sent.success() {
-            self.fail(&format!("kill -{name} failed: {sent}"));
-        }
+        let signal = signal_number(name).unwrap_or_else(|| self.fail(&format!("no signal {name}")));
+        self.send(self.child.id() as libc::pid_t, signal, name);
         self
+    }
+
+    /// Ctrl-C at the terminal: SIGINT to every process of the listing's group, its children
+    /// too, which is what a terminal does.
+    pub fn ctrl_c(&self) -> &Self {
+        self.send(
+            -(self.child.id() as libc::pid_t),
+            libc::SIGINT,
+            "INT to the group",
+        );
+        self
+    }
+
+    fn send(&self, to: libc::pid_t, signal: libc::c_int, what: &str) {
+        if self.reaped {
+            self.fail(&format!(
+                "cannot send {what}: the listing has been waited for"
+            ));
+        }
+        // SAFETY: kill only reads its arguments. The pid is ours and not yet reaped, so it
+        // still names this listing (or its zombie) and its group.
+        if unsafe { libc::kill(to, signal) } != 0 {
+            let error = std::io::Error::last_os_error();
+            self.fail(&format!("cannot send {what}: {error}"));
+        }
     }
 
     /// Waits for the listing to print `prompt` (and nothing after it), then types `answer`
@@ -363,12 +406,15 @@ impl Run {
         self
     }
 
-    /// Closes stdin, waits for the listing to exit, and returns what it printed.
+    /// Closes stdin, waits for the listing to exit, and returns what it printed. Fails if the
+    /// listing panicked or left a process of its group running.
     pub fn finish(mut self) -> Transcript {
         self.close_stdin();
         // The output pipe closes when the listing exits, and only then if no process it
-        // started is still alive: a listing that leaves a child running fails here.
+        // started is still alive: a listing that leaves a child running fails here, or just
+        // below if that child closed its output.
         drop(self.wait_until_closed());
+        self.assert_nothing_left_running();
         let status = self.wait_for_exit();
         if let Some(reader) = self.reader.take() {
             reader.join().expect("the reader thread does not panic");
@@ -381,6 +427,7 @@ impl Run {
             elapsed: self.started.elapsed(),
             redactions: std::mem::take(&mut self.redactions),
             measuring: self.measuring,
+            compiler: false,
         };
         assert!(
             !transcript.text.contains("panicked at"),
@@ -391,11 +438,32 @@ impl Run {
         transcript
     }
 
+    /// Every process the listing started must have ended with it: any still in its process
+    /// group (a child that closed its output and lives on) is killed, and the test fails. A
+    /// process on its way out gets a moment to finish.
+    fn assert_nothing_left_running(&self) {
+        let group = self.child.id();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut left = running_in_group(group);
+        while !left.is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+            left = running_in_group(group);
+        }
+        if !left.is_empty() {
+            // SAFETY: kill only reads its arguments; the group's leader is not reaped yet.
+            unsafe { libc::kill(-(group as libc::pid_t), libc::SIGKILL) };
+            self.fail(&format!("left processes running: {left:?}"));
+        }
+    }
+
     /// The output has closed, so the process is exiting: this poll ends almost at once.
     fn wait_for_exit(&mut self) -> ExitStatus {
         loop {
             match self.child.try_wait().expect("cannot wait for the listing") {
-                Some(status) => return status,
+                Some(status) => {
+                    self.reaped = true;
+                    return status;
+                }
                 None if self.started.elapsed() > self.budget => {
                     self.fail("gave up waiting for the listing to exit")
                 }
@@ -454,13 +522,53 @@ impl Run {
 }
 
 impl Drop for Run {
-    /// A test that fails half-way still leaves no listing running.
+    /// A test that fails half-way still leaves nothing running: the whole process group is
+    /// killed, the listing's children with it, before the listing is reaped.
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
+        if !self.reaped {
+            // SAFETY: kill only reads its arguments; the leader is not reaped, so its pid
+            // still names this group.
+            unsafe { libc::kill(-(self.child.id() as libc::pid_t), libc::SIGKILL) };
             let _ = self.child.wait();
         }
     }
+}
+
+/// The signals tests send, by the names `kill -l` gives them.
+fn signal_number(name: &str) -> Option<libc::c_int> {
+    Some(match name {
+        "INT" => libc::SIGINT,
+        "TERM" => libc::SIGTERM,
+        "QUIT" => libc::SIGQUIT,
+        "HUP" => libc::SIGHUP,
+        "KILL" => libc::SIGKILL,
+        "STOP" => libc::SIGSTOP,
+        "CONT" => libc::SIGCONT,
+        "USR1" => libc::SIGUSR1,
+        "USR2" => libc::SIGUSR2,
+        _ => return None,
+    })
+}
+
+/// The processes of process group `group`, other than its leader, that have not exited
+/// (zombies waiting for their parent are not running). Linux's `/proc` tells; elsewhere
+/// nothing is found, and only the kill when a run is dropped applies.
+fn running_in_group(group: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            // After the command name (in parentheses, and free to hold anything): the
+            // state, the parent and the process group.
+            let fields: Vec<&str> = stat.rsplit_once(") ")?.1.split(' ').collect();
+            let (state, pgrp) = (fields.first()?, fields.get(2)?.parse::<u32>().ok()?);
+            (pgrp == group && pid != group && *state != "Z" && *state != "X").then_some(pid)
+        })
+        .collect()
 }
 
 /// What the listing printed so far, shared between the reader thread and the test. The
@@ -527,6 +635,8 @@ pub struct Transcript {
     pub elapsed: Duration,
     redactions: Vec<(Regex, String)>,
     measuring: bool,
+    /// The messages of `rustc`, not the output of a listing.
+    compiler: bool,
 }
 
 impl Transcript {
@@ -539,11 +649,20 @@ impl Transcript {
         self
     }
 
-    /// Checks the transcript against `tests/snapshots/<listing>__<scenario>.snap`.
+    /// What `assert_snapshot!` compares: insta's settings, the snapshot's name and the text,
+    /// which holds the command line, the output with typed answers, and the exit status when
+    /// it is not 0, redacted. `test` is the test's function, as `type_name` spells a function
+    /// inside it.
     ///
-    /// The snapshot holds the command line, the output with typed answers, and the exit status
-    /// when it is not 0; ephemeral ports, pids, measured durations and local paths are redacted.
-    pub fn assert_snapshot(&self, scenario: &str) {
+    /// Compiler errors are worded by the compiler that prints them: on the compiler the
+    /// snapshots belong to, they are compared whole; on another, this checks that the same
+    /// errors (by code) were reported, says so, and returns `None`.
+    pub fn snapshot(
+        &self,
+        scenario: &str,
+        test: &str,
+    ) -> Option<(insta::Settings, String, String)> {
+        let name = format!("{}__{scenario}", self.name);
         let mut shown = format!("{}\n{}", self.command_line, self.text);
         if !shown.ends_with('\n') {
             shown.push('\n');
@@ -556,14 +675,52 @@ impl Transcript {
             shown.push_str(&format!("[exit status: {code}]\n"));
         }
         let shown = redact(&apply(&self.redactions, &shown));
+        let snapshots = workspace_root().join("tests/snapshots");
+        if self.compiler && !compiler_is(SNAPSHOT_COMPILER) {
+            let recorded =
+                std::fs::read_to_string(snapshots.join(format!("{name}.snap"))).unwrap_or_default();
+            assert_eq!(
+                error_codes(&shown),
+                error_codes(&recorded),
+                "{name}: this compiler reports other errors than rustc {SNAPSHOT_COMPILER} did:\n{shown}"
+            );
+            eprintln!(
+                "{name}: the snapshot holds rustc {SNAPSHOT_COMPILER}'s wording; \
+                 this compiler's errors are checked by their codes only"
+            );
+            return None;
+        }
+        let test = test.strip_suffix("::here").unwrap_or(test);
+        let test = test.replace("::{{closure}}", "");
+        let test = test
+            .split_once("::")
+            .map_or(test.as_str(), |(_, path)| path);
         let mut settings = insta::Settings::clone_current();
-        settings.set_snapshot_path(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots"));
+        settings.set_snapshot_path(snapshots);
         settings.set_prepend_module_to_snapshot(false);
         settings.set_omit_expression(true);
-        settings.bind(|| {
-            insta::assert_snapshot!(format!("{}__{scenario}", self.name), shown);
-        });
+        settings.set_description(test);
+        Some((settings, name, shown))
     }
+}
+
+/// The error codes (`E0373`) in compiler messages, in order.
+fn error_codes(messages: &str) -> Vec<String> {
+    let code = Regex::new(r"(?m)^error\[(E\d{4})\]").unwrap();
+    code.captures_iter(messages)
+        .map(|c| c[1].to_string())
+        .collect()
+}
+
+/// Whether `rustc` here is version `version` (`1.95`, any patch release of it).
+fn compiler_is(version: &str) -> bool {
+    let output = Command::new("rustc").arg("--version").output();
+    let said = output.map_or(String::new(), |o| {
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    });
+    said.strip_prefix("rustc ")
+        .and_then(|rest| rest.strip_prefix(version))
+        .is_some_and(|rest| rest.starts_with('.') || rest.starts_with(' '))
 }
 
 impl Transcript {
@@ -640,202 +797,6 @@ fn machine() -> String {
     )
 }
 
-/// A test's own redactions: each value (where it stands as a whole word) or pattern
-/// becomes its placeholder.
-fn apply(redactions: &[(Regex, String)], text: &str) -> String {
-    let mut text = text.to_string();
-    for (whole, placeholder) in redactions {
-        text = whole.replace_all(&text, placeholder.as_str()).into_owned();
-    }
-    text
-}
-
-/// Replaces what differs between runs with a placeholder: ports the system chose, process
-/// ids, HTTP dates, measured durations (printed with Debug, as `1.25ms`), sizes (`12.5 KiB`),
-/// ratios (`1.25x`), and this checkout's path. One space stands for the padding before a
-/// redacted figure.
-pub fn redact(text: &str) -> String {
-    static RULES: OnceLock<Vec<(Regex, &str)>> = OnceLock::new();
-    let rules = RULES.get_or_init(|| {
-        vec![
-            (Regex::new(r"\bpid:? \d+").unwrap(), "pid [PID]"),
-            // The HTTP Date header: "Thu, 26 Nov 2026 13:56:34 GMT".
-            (
-                Regex::new(r"\b[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT")
-                    .unwrap(),
-                "[DATE]",
-            ),
-            (
-                Regex::new(r"\b\d+(\.\d+)?(ns|µs|ms|s)\b").unwrap(),
-                "[DURATION]",
-            ),
-            // The compiler's own source, in a note of a compiler error: its commit and
-            // line numbers change with the compiler's version.
-            (
-                Regex::new(r"/rustc/[0-9a-f]+/(\S+?):\d+:\d+").unwrap(),
-                "/rustc/[COMMIT]/$1:[LINE]",
-            ),
-            // A measured size, printed as `12.5 KiB`.
-            (
-                Regex::new(r"\b\d+(\.\d+)? (KiB|MiB|GiB)\b").unwrap(),
-                "[SIZE]",
-            ),
-            // A measured ratio, printed as `1.25x`.
-            (Regex::new(r"\b\d+(\.\d+)?x\b").unwrap(), "[RATIO]x"),
-        ]
-    });
-    let root = workspace_root().display().to_string();
-    let mut text = text.replace(&root, "[ROOT]");
-    for (regex, placeholder) in rules {
-        text = regex.replace_all(&text, *placeholder).into_owned();
-    }
-    // A table right-aligns its figures: the spaces before one vary with its width.
-    static PADDING: OnceLock<Regex> = OnceLock::new();
-    let padding = PADDING.get_or_init(|| Regex::new(r" +(\[(DURATION|SIZE|RATIO)\])").unwrap());
-    let text = padding.replace_all(&text, " $1");
-    redact_ephemeral_ports(&text)
-}
-
-/// Only ports in the system's ephemeral range are redacted: tests bind port 0, so those are
-/// the ports that change; a port a reader typed (say, 70000 in a bad-input test) stays.
-fn redact_ephemeral_ports(text: &str) -> String {
-    static ADDRESS: OnceLock<Regex> = OnceLock::new();
-    let address = ADDRESS.get_or_init(|| {
-        Regex::new(r"(\b\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:]+\]):(\d{1,5})\b").unwrap()
-    });
-    let (low, high) = ephemeral_range();
-    address
-        .replace_all(text, |c: &Captures| match c[2].parse::<u32>() {
-            Ok(port) if (low..=high).contains(&port) => format!("{}:[PORT]", &c[1]),
-            _ => c[0].to_string(),
-        })
-        .into_owned()
-}
-
-fn ephemeral_range() -> (u32, u32) {
-    let linux = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range");
-    let parsed = linux.ok().and_then(|range| {
-        let mut ends = range.split_whitespace().map(str::parse);
-        Some((ends.next()?.ok()?, ends.next()?.ok()?))
-    });
-    // Elsewhere, the range IANA suggests (and macOS and Windows use).
-    parsed.unwrap_or((49152, 65535))
-}
-
-/// The arguments as a reader would type them in a POSIX shell.
-fn shell_args(args: &[String]) -> String {
-    if args.is_empty() {
-        return String::new();
-    }
-    let quoted: Vec<String> = args.iter().map(|a| shell_quote(a)).collect();
-    format!(" -- {}", quoted.join(" "))
-}
-
-fn shell_quote(arg: &str) -> String {
-    let plain = |c: char| c.is_ascii_alphanumeric() || "-_.:/=[]@%+,".contains(c);
-    if !arg.is_empty() && arg.chars().all(plain) {
-        arg.to_string()
-    } else if arg.chars().any(char::is_control) {
-        // bash's $'...' spells control characters as escapes.
-        let escaped: String = arg
-            .chars()
-            .map(|c| match c {
-                '\r' => r"\r".to_string(),
-                '\n' => r"\n".to_string(),
-                '\t' => r"\t".to_string(),
-                '\\' | '\'' => format!("\\{c}"),
-                c if c.is_control() => format!("\\x{:02x}", u32::from(c)),
-                c => c.to_string(),
-            })
-            .collect();
-        format!("$'{escaped}'")
-    } else {
-        format!("'{}'", arg.replace('\'', r"'\''"))
-    }
-}
-
 pub fn workspace_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The path of a listing's binary, freshly built: the first call runs one `cargo build` of the
-/// whole workspace into the target directory this test runs from, so no binary is ever stale.
-fn binary(name: &str) -> PathBuf {
-    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let dir = BUILT
-        .get_or_init(build_workspace)
-        .as_ref()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        path.exists(),
-        "no binary {} after building the workspace: is {name} a listing crate?",
-        path.display()
-    );
-    path
-}
-
-fn build_workspace() -> Result<PathBuf, String> {
-    // This test runs from <target>/<profile>/deps/; the binaries go to <target>/<profile>/.
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .ok_or("unexpected test location")?;
-    let target_dir = profile_dir.parent().ok_or("unexpected test location")?;
-    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-        Some("debug") => "dev",
-        Some(other) => other,
-        None => return Err("unexpected test location".into()),
-    };
-    // Tests built for another target (`cargo test --target ...`) live one folder deeper; this
-    // harness supports the host target only, where the listings run.
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    // --all-targets builds with the same features as `cargo test`, so nothing is rebuilt.
-    let mut build = Command::new(cargo);
-    // Cargo gives this test variables that describe its own package. Build scripts that
-    // watch one of them (ring watches CARGO_MANIFEST_DIR) would see it change between this
-    // build and the outer `cargo test`, and rebuild on every run.
-    for (name, _) in std::env::vars_os() {
-        let name = name.to_string_lossy();
-        let per_package = ["CARGO_MANIFEST_", "CARGO_PKG_", "CARGO_BIN_EXE_"]
-            .iter()
-            .any(|prefix| name.starts_with(prefix))
-            || [
-                "CARGO_CRATE_NAME",
-                "CARGO_PRIMARY_PACKAGE",
-                "CARGO_TARGET_TMPDIR",
-            ]
-            .contains(&name.as_ref())
-            || name == "CARGO_RUSTC_CURRENT_DIR"
-            || name == "OUT_DIR";
-        if per_package {
-            build.env_remove(name.as_ref());
-        }
-    }
-    let output = build
-        .args([
-            "build",
-            "--quiet",
-            "--workspace",
-            // The chapters' doc-tests fail to build while a chapter shows a snapshot that
-            // does not exist yet; the listings must still run, to create it.
-            "--exclude",
-            "book-doctests",
-            "--all-targets",
-            "--profile",
-            profile,
-        ])
-        .arg("--target-dir")
-        .arg(target_dir)
-        .current_dir(workspace_root())
-        .output()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if !output.status.success() {
-        return Err(format!(
-            "cargo build failed, so no listing can run:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        ));
-    }
-    Ok(profile_dir.to_path_buf())
 }

@@ -16,7 +16,7 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::routing::{any, get, post};
 use socket2::{Domain, Socket, Type};
 
-use crate::harness::{Transcript, listing};
+use crate::harness::{Transcript, assert_snapshot, listing};
 
 /// The test server: what it saw, and the runtime it runs on (dropped with it).
 struct Server {
@@ -197,27 +197,31 @@ fn http_by_hand_gets_a_page() {
         .args([server.url("/")])
         .spawn()
         .finish();
-    transcript.assert_snapshot("get");
+    assert_snapshot!(transcript, "get");
 }
 
 #[test]
 fn http_by_hand_reads_no_body_for_head() {
     let server = Server::start();
-    listing("http-by-hand")
-        .args(["-X", "HEAD", &server.url("/")])
-        .spawn()
-        .finish()
-        .assert_snapshot("head");
+    assert_snapshot!(
+        listing("http-by-hand")
+            .args(["-X", "HEAD", &server.url("/")])
+            .spawn()
+            .finish(),
+        "head"
+    );
 }
 
 #[test]
 fn http_by_hand_reads_a_chunked_body() {
     let server = Server::start();
-    listing("http-by-hand")
-        .args([server.url("/chunked")])
-        .spawn()
-        .finish()
-        .assert_snapshot("chunked");
+    assert_snapshot!(
+        listing("http-by-hand")
+            .args([server.url("/chunked")])
+            .spawn()
+            .finish(),
+        "chunked"
+    );
 }
 
 #[test]
@@ -226,11 +230,13 @@ fn http_by_hand_reads_chunk_extensions_and_trailers() {
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
           5;name=value\r\nhello\r\n7\r\n, world\r\n0\r\nX-Trailer: yes\r\n\r\n",
     );
-    listing("http-by-hand")
-        .args([format!("http://{addr}/")])
-        .spawn()
-        .finish()
-        .assert_snapshot("chunk-extensions");
+    assert_snapshot!(
+        listing("http-by-hand")
+            .args([format!("http://{addr}/")])
+            .spawn()
+            .finish(),
+        "chunk-extensions"
+    );
 }
 
 #[test]
@@ -241,7 +247,7 @@ fn http_by_hand_reports_a_body_cut_short() {
         .spawn()
         .finish();
     assert_eq!(transcript.status.code(), Some(1));
-    transcript.assert_snapshot("cut-short");
+    assert_snapshot!(transcript, "cut-short");
 }
 
 #[test]
@@ -258,29 +264,33 @@ fn http_by_hand_refuses_endless_headers() {
         response
     });
     let addr = raw_server(response);
-    listing("http-by-hand")
-        .args([format!("http://{addr}/")])
-        .spawn()
-        .finish()
-        .assert_snapshot("endless-headers");
+    assert_snapshot!(
+        listing("http-by-hand")
+            .args([format!("http://{addr}/")])
+            .spawn()
+            .finish(),
+        "endless-headers"
+    );
 }
 
 #[test]
 fn http_by_hand_posts_a_body_with_headers() {
     let server = Server::start();
-    listing("http-by-hand")
-        .args([
-            "-X",
-            "POST",
-            "-H",
-            "Content-Type: text/plain",
-            "-H",
-            "X-Lesson: S1.1",
-        ])
-        .args(["--data", "hello", &server.url("/echo")])
-        .spawn()
-        .finish()
-        .assert_snapshot("post");
+    assert_snapshot!(
+        listing("http-by-hand")
+            .args([
+                "-X",
+                "POST",
+                "-H",
+                "Content-Type: text/plain",
+                "-H",
+                "X-Lesson: S1.1",
+            ])
+            .args(["--data", "hello", &server.url("/echo")])
+            .spawn()
+            .finish(),
+        "post"
+    );
 }
 
 #[test]
@@ -291,7 +301,7 @@ fn http_by_hand_refuses_https_and_bad_headers() {
         .spawn()
         .finish();
     assert_eq!(https.status.code(), Some(1));
-    https.assert_snapshot("https");
+    assert_snapshot!(https, "https");
     for (scenario, header) in [
         ("bad-header", "X-Evil: yes\r\nX-Injected: 1"),
         ("no-colon", "NoColon"),
@@ -302,7 +312,7 @@ fn http_by_hand_refuses_https_and_bad_headers() {
             .spawn()
             .finish();
         assert_eq!(refused.status.code(), Some(1));
-        refused.assert_snapshot(scenario);
+        assert_snapshot!(refused, scenario);
     }
 }
 
@@ -312,52 +322,60 @@ fn http_get_sends_the_browser_user_agent() {
     let transcript = listing("http-get").args([server.url("/")]).spawn().finish();
     let agents = server.seen.user_agents.lock().unwrap().clone();
     assert_eq!(agents, [BROWSER], "one request, with the notes' User-Agent");
-    transcript.assert_snapshot("page");
+    assert_snapshot!(transcript, "page");
 }
 
 #[test]
 fn http_get_prints_a_500_and_fails() {
     let server = Server::start();
-    listing("http-get")
-        .args([server.url("/status/500")])
-        .spawn()
-        .finish()
-        .assert_snapshot("server-error");
+    assert_snapshot!(
+        listing("http-get")
+            .args([server.url("/status/500")])
+            .spawn()
+            .finish(),
+        "server-error"
+    );
 }
 
 #[test]
 fn http_get_reports_a_malformed_url() {
-    listing("http-get")
-        .args(["htp:/127.0.0.1"])
-        .spawn()
-        .finish()
-        .assert_snapshot("bad-url");
+    assert_snapshot!(
+        listing("http-get")
+            .args(["htp:/127.0.0.1"])
+            .spawn()
+            .finish(),
+        "bad-url"
+    );
 }
 
 #[test]
 fn http_post_sends_a_body_and_headers() {
     let server = Server::start();
-    listing("http-post")
-        .args([
-            "--data",
-            "{\"lang\": \"rust\"}",
-            "-H",
-            "Content-Type: application/json",
-        ])
-        .args(["-H", "X-Lesson: S1.1", &server.url("/echo")])
-        .spawn()
-        .finish()
-        .assert_snapshot("echo");
+    assert_snapshot!(
+        listing("http-post")
+            .args([
+                "--data",
+                "{\"lang\": \"rust\"}",
+                "-H",
+                "Content-Type: application/json",
+            ])
+            .args(["-H", "X-Lesson: S1.1", &server.url("/echo")])
+            .spawn()
+            .finish(),
+        "echo"
+    );
 }
 
 #[test]
 fn http_post_rejects_a_bad_header() {
     let server = Server::start();
-    listing("http-post")
-        .args(["-H", "no colon here", &server.url("/echo")])
-        .spawn()
-        .finish()
-        .assert_snapshot("bad-header");
+    assert_snapshot!(
+        listing("http-post")
+            .args(["-H", "no colon here", &server.url("/echo")])
+            .spawn()
+            .finish(),
+        "bad-header"
+    );
 }
 
 #[test]
@@ -387,7 +405,7 @@ fn http_many_runs_100_requests_at_once_both_ways() {
         peaks.len() >= 4 && busy >= 4,
         "four rounds, each holding 10 or more requests at once: {peaks:?}"
     );
-    transcript.assert_snapshot("local-server");
+    assert_snapshot!(transcript, "local-server");
     transcript.record_measurement("local-server");
 }
 
@@ -406,7 +424,7 @@ fn every_client_reports_a_refused_connection() {
             .spawn()
             .finish();
         assert_eq!(transcript.status.code(), Some(1), "{name}");
-        transcript.assert_snapshot("refused");
+        assert_snapshot!(transcript, "refused");
     }
 }
 
@@ -419,7 +437,7 @@ fn every_client_gives_up_on_a_server_that_never_answers() {
             .spawn()
             .finish();
         assert_quick(&transcript);
-        transcript.assert_snapshot("timeout");
+        assert_snapshot!(transcript, "timeout");
     }
 }
 
@@ -432,6 +450,6 @@ fn every_client_prints_a_404_and_fails() {
             .spawn()
             .finish();
         assert_eq!(transcript.status.code(), Some(1), "{name}");
-        transcript.assert_snapshot("not-found");
+        assert_snapshot!(transcript, "not-found");
     }
 }

@@ -1,12 +1,12 @@
 //! Chapter 10, iterators and generators (S9.1-S9.4).
 
-use crate::harness::listing;
+use crate::harness::{assert_snapshot, listing};
 
 #[test]
 fn lazy_next_shows_next_laziness_and_fuse() {
     let transcript = listing("lazy-next").spawn().finish();
     assert!(transcript.status.success(), "{}", transcript.text);
-    transcript.assert_snapshot("run");
+    assert_snapshot!(transcript, "run");
 }
 
 #[test]
@@ -19,7 +19,7 @@ fn list_vs_iterator_counts_the_heap() {
         text.contains("iterator over them: sum 49999995000000, heap 0 bytes"),
         "{text}"
     );
-    transcript.assert_snapshot("run");
+    assert_snapshot!(transcript, "run");
 }
 
 /// The notes' generator, with five `next` calls, prints these lines (CPython 3.11 does).
@@ -36,5 +36,5 @@ fn my_range_prints_what_the_python_generator_prints() {
         let start = lines.iter().position(|l| *l == heading).expect(heading) + 1;
         assert_eq!(lines[start..start + 9], PYTHON_PRINTS, "after {heading:?}");
     }
-    transcript.assert_snapshot("run");
+    assert_snapshot!(transcript, "run");
 }

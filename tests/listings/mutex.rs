@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::harness::{assert_refused, compile_error, listing, python3_present};
+use crate::harness::{assert_refused, assert_snapshot, compile_error, listing, python3_present};
 
 const TOTAL: u64 = 20_000_000;
 
@@ -37,12 +37,12 @@ fn lock_counter_reaches_exactly_twice_the_count() {
         "{}",
         transcript.text
     );
-    transcript.assert_snapshot("run");
+    assert_snapshot!(transcript, "run");
 }
 
 #[test]
 fn lock_counter_rejects_a_bad_count() {
-    assert_refused("lock-counter", &["--count", "0"], "bad-count");
+    assert_refused!("lock-counter", &["--count", "0"], "bad-count");
 }
 
 #[test]
@@ -53,7 +53,7 @@ fn lock_counter_without_a_lock_does_not_compile() {
         "{}",
         transcript.text
     );
-    transcript.assert_snapshot("does-not-compile");
+    assert_snapshot!(transcript, "does-not-compile");
 }
 
 #[test]
@@ -77,12 +77,12 @@ fn lost_updates_only_when_load_and_store_are_separate() {
         "{}",
         transcript.text
     );
-    transcript.assert_snapshot("run");
+    assert_snapshot!(transcript, "run");
 }
 
 #[test]
 fn lost_updates_rejects_a_bad_count() {
-    assert_refused("lost-updates", &["--count", "many"], "bad-count");
+    assert_refused!("lost-updates", &["--count", "many"], "bad-count");
 }
 
 #[test]
@@ -99,7 +99,7 @@ fn poisoned_lock_reports_the_panic_and_recovers() {
         text.contains("after clear_poison(), lock() is Ok: true"),
         "{text}"
     );
-    transcript.assert_snapshot("run");
+    assert_snapshot!(transcript, "run");
 }
 
 #[test]
@@ -121,7 +121,7 @@ fn try_lock_would_block_while_any_thread_holds_it() {
         ],
         "{text}"
     );
-    transcript.assert_snapshot("run");
+    assert_snapshot!(transcript, "run");
 }
 
 /// The ways' lines of a counter-speed run: name, total, ratio.
@@ -158,7 +158,7 @@ fn counter_speed_without_python_times_the_rust_ways() {
         text.contains("/nonexistent/python3 not found, skipped"),
         "{text}"
     );
-    transcript.assert_snapshot("no-python");
+    assert_snapshot!(transcript, "no-python");
 }
 
 #[test]
@@ -186,11 +186,11 @@ fn counter_speed_with_python_on_this_machine() {
     for python in &ways[3..] {
         assert!(ways[..3].iter().all(|w| w.2 < python.2), "{text}");
     }
-    transcript.assert_snapshot("with-python");
+    assert_snapshot!(transcript, "with-python");
     transcript.record_measurement("with-python");
 }
 
 #[test]
 fn counter_speed_rejects_a_bad_count() {
-    assert_refused("counter-speed", &["--count", "0"], "bad-count");
+    assert_refused!("counter-speed", &["--count", "0"], "bad-count");
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::harness::{assert_refused, listing};
+use crate::harness::{assert_refused, assert_snapshot, listing};
 
 /// The duration printed with `{:?}` after "after " on the line that starts
 /// with `prefix`: what the snapshot shows as [DURATION].
@@ -66,7 +66,7 @@ fn fifo_channel_keeps_order_and_ends_when_the_senders_are_gone() {
             "main: the rest, in order: [2, 3]",
         ],
     );
-    transcript.assert_snapshot("run");
+    assert_snapshot!(transcript, "run");
 }
 
 #[test]
@@ -79,12 +79,12 @@ fn fifo_channel_with_no_capacity_hands_over_directly() {
     assert!(text.contains("0 items in: try_send(1) is Full"), "{text}");
     assert!(text.contains("main: recv gives 1"), "{text}");
     assert!(text.contains("main: the rest, in order: []"), "{text}");
-    transcript.assert_snapshot("rendezvous");
+    assert_snapshot!(transcript, "rendezvous");
 }
 
 #[test]
 fn fifo_channel_rejects_zero_pages() {
-    assert_refused("fifo-channel", &["--pages", "0"], "bad-pages");
+    assert_refused!("fifo-channel", &["--pages", "0"], "bad-pages");
 }
 
 #[test]
@@ -97,7 +97,7 @@ fn crossbeam_workers_share_one_channel() {
     );
     let waited = duration_on(text, "2 jobs in, nobody receiving");
     assert!(waited >= Duration::from_millis(100), "{text}");
-    transcript.assert_snapshot("run");
+    assert_snapshot!(transcript, "run");
 }
 
 #[test]
@@ -118,7 +118,7 @@ fn crossbeam_workers_lose_nothing_with_many_workers_and_no_buffer() {
 
 #[test]
 fn crossbeam_workers_rejects_zero_workers() {
-    assert_refused("crossbeam-workers", &["--workers", "0"], "bad-workers");
+    assert_refused!("crossbeam-workers", &["--workers", "0"], "bad-workers");
 }
 
 #[test]
@@ -144,10 +144,10 @@ fn blocking_queue_orders_blocks_and_times_out() {
     assert!(waited >= Duration::from_millis(100), "{text}");
     let waited = duration_on(text, "empty queue: get_timeout returned None");
     assert!(waited >= Duration::from_millis(100), "{text}");
-    transcript.assert_snapshot("run");
+    assert_snapshot!(transcript, "run");
 }
 
 #[test]
 fn blocking_queue_rejects_a_zero_timeout() {
-    assert_refused("blocking-queue", &["--timeout-ms", "0"], "bad-timeout");
+    assert_refused!("blocking-queue", &["--timeout-ms", "0"], "bad-timeout");
 }

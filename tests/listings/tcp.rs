@@ -9,7 +9,7 @@ use std::time::Duration;
 use encoding_rs::GBK;
 use socket2::{Domain, Socket, Type};
 
-use crate::harness::{Run, Transcript, listing, reset, serving};
+use crate::harness::{Run, Transcript, assert_snapshot, listing, reset, serving};
 
 /// A test client, named in the server's log as `[client NAME]`.
 fn client(server: &mut Run, addr: SocketAddr, name: &str) -> TcpStream {
@@ -46,8 +46,8 @@ fn tcp_client_talks_to_tcp_server() {
     server.wait_for_line("sent: 你好，服务器$");
     let client = client.finish();
     assert!(client.status.success(), "{}", client.text);
-    client.assert_snapshot("reply");
-    server.finish().assert_snapshot("one-client");
+    assert_snapshot!(client, "reply");
+    assert_snapshot!(server.finish(), "one-client");
 }
 
 #[test]
@@ -58,11 +58,13 @@ fn tcp_client_reports_a_closed_port() {
         .bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
         .unwrap();
     let addr = closed.local_addr().unwrap().as_socket().unwrap();
-    listing("tcp-client")
-        .args(["--server", &addr.to_string()])
-        .spawn()
-        .finish()
-        .assert_snapshot("refused");
+    assert_snapshot!(
+        listing("tcp-client")
+            .args(["--server", &addr.to_string()])
+            .spawn()
+            .finish(),
+        "refused"
+    );
 }
 
 #[test]
@@ -75,7 +77,7 @@ fn tcp_client_refuses_an_empty_message() {
     client.answer("message: ", "");
     let transcript = client.finish();
     assert_eq!(transcript.status.code(), Some(1));
-    transcript.assert_snapshot("empty");
+    assert_snapshot!(transcript, "empty");
 }
 
 #[test]
@@ -98,7 +100,7 @@ fn tcp_server_serves_one_client_after_another() {
     let a_left = log.find("closed the connection").expect("A left");
     let b_came = log.rfind("connected").expect("B was accepted");
     assert!(a_left < b_came, "B was served before A left:\n{log}");
-    transcript.assert_snapshot("one-after-another");
+    assert_snapshot!(transcript, "one-after-another");
 }
 
 #[test]
@@ -119,7 +121,7 @@ fn tcp_server_survives_a_silent_client_and_a_reset() {
     drop(polite);
     let transcript = server.finish();
     assert_quick(&transcript);
-    transcript.assert_snapshot("faults");
+    assert_snapshot!(transcript, "faults");
 }
 
 /// A test of `--idle 1` must not pass on the 60 s default.
@@ -135,7 +137,7 @@ fn assert_quick(transcript: &Transcript) {
 fn byte_stream_shows_merged_writes_and_split_characters() {
     let transcript = listing("byte-stream").spawn().finish();
     assert!(transcript.status.success(), "{}", transcript.text);
-    transcript.assert_snapshot("demo");
+    assert_snapshot!(transcript, "demo");
 }
 
 #[test]
@@ -164,7 +166,7 @@ fn tcp_threaded_server_serves_clients_at_once() {
     drop(second);
     server.wait_for_line(r"\[client B\] closed");
     drop(first);
-    server.finish().assert_snapshot("two-at-once");
+    assert_snapshot!(server.finish(), "two-at-once");
 }
 
 #[test]
@@ -199,5 +201,5 @@ fn tcp_threaded_server_survives_every_fault() {
     drop(polite);
     let transcript = server.finish();
     assert_quick(&transcript);
-    transcript.assert_snapshot("faults");
+    assert_snapshot!(transcript, "faults");
 }

@@ -1,6 +1,6 @@
 //! Chapter 7, communication between threads (S8.1).
 
-use crate::harness::{compile_error, listing};
+use crate::harness::{assert_snapshot, compile_error, listing};
 
 #[test]
 fn move_through_channel_moves_the_buffer_without_copying() {
@@ -15,7 +15,7 @@ fn move_through_channel_moves_the_buffer_without_copying() {
         text.contains("the Vec's heap buffer all the way, never copied: true"),
         "{text}"
     );
-    transcript.assert_snapshot("run");
+    assert_snapshot!(transcript, "run");
 }
 
 #[test]
@@ -28,7 +28,7 @@ fn move_through_channel_use_after_send_does_not_compile() {
         "{}",
         transcript.text
     );
-    transcript.assert_snapshot("does-not-compile");
+    assert_snapshot!(transcript, "does-not-compile");
 }
 
 #[test]
@@ -44,7 +44,7 @@ fn share_or_borrow_counts_owners_and_lends() {
     ] {
         assert!(text.contains(line), "{line:?} missing:\n{text}");
     }
-    transcript.assert_snapshot("run");
+    assert_snapshot!(transcript, "run");
 }
 
 #[test]
@@ -57,7 +57,7 @@ fn share_or_borrow_rc_cannot_be_sent() {
         text.contains("cannot be sent between threads safely"),
         "{text}"
     );
-    transcript.assert_snapshot("rc-does-not-compile");
+    assert_snapshot!(transcript, "rc-does-not-compile");
 }
 
 #[test]
@@ -71,5 +71,5 @@ fn share_or_borrow_refcell_cannot_be_shared() {
         text.contains("cannot be shared between threads safely"),
         "{text}"
     );
-    transcript.assert_snapshot("refcell-does-not-compile");
+    assert_snapshot!(transcript, "refcell-does-not-compile");
 }

@@ -1,6 +1,6 @@
 //! Chapter 4, threads and processes (S3.1-S3.8).
 
-use crate::harness::{compile_error, listing};
+use crate::harness::{assert_snapshot, compile_error, listing};
 
 #[test]
 fn thread_demo_runs_100_threads_and_lists_them() {
@@ -15,14 +15,14 @@ fn thread_demo_runs_100_threads_and_lists_them() {
         text.contains("live threads after join: 1 (thread-demo)"),
         "{text}"
     );
-    transcript.assert_snapshot("run");
+    assert_snapshot!(transcript, "run");
 }
 
 #[test]
 fn thread_struct_runs_named_threads() {
     let transcript = listing("thread-struct").spawn().finish();
     assert!(transcript.status.success(), "{}", transcript.text);
-    transcript.assert_snapshot("run");
+    assert_snapshot!(transcript, "run");
 }
 
 #[test]
@@ -33,7 +33,7 @@ fn shared_state_borrows_and_shares() {
         "{}",
         transcript.text
     );
-    transcript.assert_snapshot("run");
+    assert_snapshot!(transcript, "run");
 }
 
 #[test]
@@ -46,7 +46,7 @@ fn shared_state_without_a_lock_does_not_compile() {
         "{}",
         transcript.text
     );
-    transcript.assert_snapshot("does-not-compile");
+    assert_snapshot!(transcript, "does-not-compile");
 }
 
 #[test]
@@ -77,14 +77,14 @@ fn process_demo_children_change_only_their_own_global() {
     assert!(!pids.contains(&pid_of(parent).expect("a pid")), "{text}");
     assert!(children.iter().all(|l| l.ends_with("VISITS = 1")), "{text}");
     assert!(parent.ends_with("VISITS = 0"), "{text}");
-    transcript.assert_snapshot("run");
+    assert_snapshot!(transcript, "run");
 }
 
 #[test]
 fn process_demo_rejects_a_bad_argument() {
     let transcript = listing("process-demo").args(["bogus"]).spawn().finish();
     assert_eq!(transcript.status.code(), Some(1));
-    transcript.assert_snapshot("bad-argument");
+    assert_snapshot!(transcript, "bad-argument");
 }
 
 /// The pids of the pool's workers, from its first line.
@@ -134,7 +134,7 @@ fn process_pool_reuses_three_workers_in_waves() {
         transcript.elapsed < std::time::Duration::from_secs(2),
         "{text}"
     );
-    transcript.assert_snapshot("ten-tasks");
+    assert_snapshot!(transcript, "ten-tasks");
     transcript.record_measurement("ten-tasks");
 }
 
@@ -150,7 +150,7 @@ fn process_pool_reports_a_crashed_worker_and_goes_on() {
         "{}",
         transcript.text
     );
-    transcript.assert_snapshot("crash");
+    assert_snapshot!(transcript, "crash");
 }
 
 #[test]
@@ -217,6 +217,6 @@ fn threads_vs_processes_measures_start_memory_and_crashes() {
         text.contains("killed by signal 6; its main thread died with it"),
         "{text}"
     );
-    transcript.assert_snapshot("this-machine");
+    assert_snapshot!(transcript, "this-machine");
     transcript.record_measurement("this-machine");
 }

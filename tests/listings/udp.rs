@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use encoding_rs::GBK;
 
-use crate::harness::{Run, listing};
+use crate::harness::{Run, assert_snapshot, listing};
 
 const MENU: &str = "1 send, 2 receive, 3 quit> ";
 
@@ -50,7 +50,7 @@ fn udp_demo_sends_gbk_and_prints_the_reply() {
     let (bytes, from) = receive(&peer, &run);
     assert_eq!(bytes, gbk("你好, UDP"), "the line travels GBK-encoded");
     peer.send_to(&gbk("我收到了"), from).unwrap();
-    run.finish().assert_snapshot("reply");
+    assert_snapshot!(run.finish(), "reply");
 }
 
 #[test]
@@ -61,7 +61,7 @@ fn udp_demo_marks_a_reply_that_is_not_gbk() {
     let (_, from) = receive(&peer, &run);
     // 0xFF is never part of a GBK character.
     peer.send_to(b"ok \xff", from).unwrap();
-    run.finish().assert_snapshot("reply-not-gbk");
+    assert_snapshot!(run.finish(), "reply-not-gbk");
 }
 
 #[test]
@@ -69,7 +69,7 @@ fn udp_demo_reports_a_character_gbk_lacks() {
     let peer = peer();
     let mut run = udp_demo(&peer);
     run.answer("message: ", "hi 👋");
-    run.finish().assert_snapshot("not-gbk");
+    assert_snapshot!(run.finish(), "not-gbk");
 }
 
 #[test]
@@ -79,7 +79,7 @@ fn udp_demo_sends_nothing_when_input_ends() {
     run.wait_for_line("^bound to ");
     let transcript = run.finish();
     assert!(transcript.status.success(), "{}", transcript.text);
-    transcript.assert_snapshot("input-ended");
+    assert_snapshot!(transcript, "input-ended");
 }
 
 #[test]
@@ -97,7 +97,7 @@ fn udp_demo_gives_up_when_nobody_answers() {
         .spawn();
     run.answer("message: ", "anyone?");
     receive(&silent, &run);
-    run.finish().assert_snapshot("no-reply");
+    assert_snapshot!(run.finish(), "no-reply");
 }
 
 #[test]
@@ -105,7 +105,7 @@ fn udp_demo_rejects_a_bad_address() {
     let run = listing("udp-demo")
         .args(["--bind", "127.0.0.1:0", "--peer", "127.0.0.1:70000"])
         .spawn();
-    run.finish().assert_snapshot("bad-peer");
+    assert_snapshot!(run.finish(), "bad-peer");
 }
 
 #[test]
@@ -114,7 +114,7 @@ fn udp_demo_cannot_bind_a_port_in_use() {
     let run = listing("udp-demo")
         .args(["--bind", &addr(&taken), "--peer", &addr(&taken)])
         .spawn();
-    run.finish().assert_snapshot("port-in-use");
+    assert_snapshot!(run.finish(), "port-in-use");
 }
 
 #[test]
@@ -124,7 +124,7 @@ fn decode_order_shows_gbk_first_accepting_utf8() {
         transcript.text.contains("鎴戞敹鍒颁簡"),
         "UTF-8 bytes read as GBK"
     );
-    transcript.assert_snapshot("both-orders");
+    assert_snapshot!(transcript, "both-orders");
 }
 
 /// udp-chat on a free port, and the address it reports.
@@ -160,7 +160,7 @@ fn udp_chat_sends_receives_and_quits() {
     run.answer(MENU, "2");
     peer.send_to("我收到了".as_bytes(), chat).unwrap();
     run.answer(MENU, "2").answer(MENU, "3");
-    run.finish().assert_snapshot("session");
+    assert_snapshot!(run.finish(), "session");
 }
 
 #[test]
@@ -184,7 +184,7 @@ fn udp_chat_asks_again_after_bad_input() {
         .answer(MENU, "1")
         .answer("peer ip> ", "127.0.0.1")
         .close_stdin();
-    run.finish().assert_snapshot("bad-input");
+    assert_snapshot!(run.finish(), "bad-input");
 }
 
 #[test]
@@ -194,7 +194,7 @@ fn udp_chat_shows_bytes_that_are_neither_utf8_nor_gbk() {
     // Latin-1 "café" then 0xFF: invalid in UTF-8 and in GBK.
     peer.send_to(b"caf\xe9 \xff", chat.as_str()).unwrap();
     run.answer(MENU, "2").answer(MENU, "3");
-    run.finish().assert_snapshot("undecodable");
+    assert_snapshot!(run.finish(), "undecodable");
 }
 
 #[test]
@@ -206,14 +206,14 @@ fn udp_chat_shows_what_a_small_buffer_loses() {
     peer.send_to(b"the next one", chat.as_str()).unwrap();
     // The second receive gets the second datagram: the rest of the first is gone.
     run.answer(MENU, "2").answer(MENU, "2").answer(MENU, "3");
-    run.finish().assert_snapshot("truncated");
+    assert_snapshot!(run.finish(), "truncated");
 }
 
 #[test]
 fn udp_chat_receive_gives_up_after_its_wait() {
     let (mut run, _) = udp_chat(&["--wait", "1"]);
     run.answer(MENU, "2").answer(MENU, "3");
-    run.finish().assert_snapshot("nothing-received");
+    assert_snapshot!(run.finish(), "nothing-received");
 }
 
 #[test]
@@ -236,8 +236,8 @@ fn udp_broadcast_reaches_every_listener_on_the_broadcast_address() {
         .args(["send", "--to", &bind, "hello, everyone"])
         .spawn()
         .finish();
-    sender.assert_snapshot("send");
-    first.finish().assert_snapshot("listen");
+    assert_snapshot!(sender, "send");
+    assert_snapshot!(first.finish(), "listen");
     let second = second.finish();
     assert!(
         second.text.contains("-->hello, everyone"),
@@ -267,5 +267,5 @@ fn udp_broadcast_needs_so_broadcast() {
         .spawn()
         .finish();
     assert_eq!(transcript.status.code(), Some(1));
-    transcript.assert_snapshot("refused");
+    assert_snapshot!(transcript, "refused");
 }

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use super::TestDir;
-use crate::harness::{Transcript, assert_refused, listing};
+use crate::harness::{Transcript, assert_refused, assert_snapshot, listing};
 
 /// Runs `file-lock --lock <lock>` in a directory of its own; checks that the directory is
 /// empty afterwards.
@@ -37,7 +37,7 @@ fn file_lock_without_a_lock_reads_a_torn_record() {
     let text = &transcript.text;
     assert!(text.contains(TORN), "{text}");
     assert!(!text.contains(WHOLE), "{text}");
-    transcript.assert_snapshot("no-lock");
+    assert_snapshot!(transcript, "no-lock");
 }
 
 #[test]
@@ -46,7 +46,7 @@ fn file_lock_held_by_the_writer_alone_does_not_stop_the_reader() {
     let text = &transcript.text;
     assert!(text.contains("each under an exclusive lock"), "{text}");
     assert!(text.contains(TORN), "{text}");
-    transcript.assert_snapshot("writer-locks");
+    assert_snapshot!(transcript, "writer-locks");
 }
 
 #[test]
@@ -60,12 +60,12 @@ fn file_lock_on_both_sides_makes_the_reader_wait_for_the_whole_record() {
     let complete = text.find("writer: record 3 complete").expect("written");
     let locked = text.find("reader: got a shared lock").expect("locked");
     assert!(complete < locked, "{text}");
-    transcript.assert_snapshot("both-lock");
+    assert_snapshot!(transcript, "both-lock");
 }
 
 #[test]
 fn file_lock_rejects_zero_records() {
-    assert_refused("file-lock", &["--records", "0"], "zero-records");
+    assert_refused!("file-lock", &["--records", "0"], "zero-records");
 }
 
 #[test]
@@ -79,5 +79,5 @@ fn file_lock_reports_a_directory_that_does_not_exist() {
     assert_eq!(transcript.text.lines().count(), 1, "{}", transcript.text);
     assert!(!missing.exists());
     transcript.redact_matches(r"file-lock\.\d+", "file-lock.[PID]");
-    transcript.assert_snapshot("missing-dir");
+    assert_snapshot!(transcript, "missing-dir");
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::harness::{assert_refused, listing};
+use crate::harness::{assert_refused, assert_snapshot, listing};
 
 /// The table's rows: mechanism and ratio, read from the raw output.
 fn rows(text: &str) -> Vec<(String, f64)> {
@@ -62,11 +62,11 @@ fn ipc_latency_times_every_mechanism_on_this_machine() {
         !std::path::Path::new(&folder).exists(),
         "{folder} was left behind"
     );
-    transcript.assert_snapshot("this-machine");
+    assert_snapshot!(transcript, "this-machine");
     transcript.record_measurement("this-machine");
 }
 
 #[test]
 fn ipc_latency_rejects_too_few_rounds() {
-    assert_refused("ipc-latency", &["--rounds", "5"], "few-rounds");
+    assert_refused!("ipc-latency", &["--rounds", "5"], "few-rounds");
 }

@@ -2,7 +2,7 @@
 
 use super::TestDir;
 
-use crate::harness::{assert_refused, listing};
+use crate::harness::{assert_refused, assert_snapshot, listing};
 
 #[test]
 fn pipe_child_sends_far_more_than_a_pipe_holds_and_gets_it_all_back() {
@@ -14,12 +14,12 @@ fn pipe_child_sends_far_more_than_a_pipe_holds_and_gets_it_all_back() {
     assert!(text.contains("got back 100000 lines, 2.0 MiB"), "{text}");
     assert!(text.contains(r#"first: "LINE 1 OF 100000""#), "{text}");
     assert!(text.contains(r#"last: "LINE 100000 OF 100000""#), "{text}");
-    transcript.assert_snapshot("run");
+    assert_snapshot!(transcript, "run");
 }
 
 #[test]
 fn pipe_child_rejects_zero_lines() {
-    assert_refused("pipe-child", &["--lines", "0"], "zero-lines");
+    assert_refused!("pipe-child", &["--lines", "0"], "zero-lines");
 }
 
 #[test]
@@ -59,12 +59,12 @@ fn named_pipe_joins_two_separate_children_and_leaves_no_fifo() {
     let run_dir = format!(r"{}/named-pipe\.\d+", regex::escape(dir.arg()));
     transcript.redact_matches(&run_dir, "[TMP]/named-pipe.[PID]");
     transcript.redact_matches(r"--dir \S+", "--dir [TMP]");
-    transcript.assert_snapshot("run");
+    assert_snapshot!(transcript, "run");
 }
 
 #[test]
 fn named_pipe_rejects_zero_messages() {
-    assert_refused("named-pipe", &["--messages", "0"], "zero-messages");
+    assert_refused!("named-pipe", &["--messages", "0"], "zero-messages");
 }
 
 #[test]
@@ -76,7 +76,7 @@ fn named_pipe_reports_a_directory_that_does_not_exist() {
     assert_eq!(transcript.status.code(), Some(1), "{}", transcript.text);
     assert_eq!(transcript.text.lines().count(), 1, "{}", transcript.text);
     transcript.redact_matches(r"named-pipe\.\d+", "named-pipe.[PID]");
-    transcript.assert_snapshot("missing-dir");
+    assert_snapshot!(transcript, "missing-dir");
 }
 
 #[test]
@@ -87,12 +87,12 @@ fn named_pipe_reader_refuses_a_path_that_is_no_fifo() {
         .finish();
     assert_eq!(missing.status.code(), Some(1), "{}", missing.text);
     assert_eq!(missing.text.lines().count(), 1, "{}", missing.text);
-    missing.assert_snapshot("reader-missing-path");
+    assert_snapshot!(missing, "reader-missing-path");
     let file = listing("named-pipe")
         .args(["fifo-writer", "Cargo.toml"])
         .spawn()
         .finish();
     assert_eq!(file.status.code(), Some(1), "{}", file.text);
     assert_eq!(file.text.lines().count(), 1, "{}", file.text);
-    file.assert_snapshot("writer-not-a-fifo");
+    assert_snapshot!(file, "writer-not-a-fifo");
 }

@@ -1,6 +1,6 @@
 //! Chapter 9, queues between processes (S7.1, S7.2): src/ipc/queues.md.
 
-use crate::harness::{assert_refused, listing};
+use crate::harness::{assert_refused, assert_snapshot, listing};
 
 /// The pids after `pattern` (`started: pid `, `pid `) on each line that has it.
 fn pids_after(text: &str, pattern: &str) -> Vec<u32> {
@@ -54,7 +54,7 @@ fn process_queue_consumer_gets_every_letter_then_end() {
     let children = pids_after(text, "started: pid ");
     assert_eq!(children.len(), 2, "{text}");
     assert_none_running(&children, text);
-    transcript.assert_snapshot("run");
+    assert_snapshot!(transcript, "run");
 }
 
 #[test]
@@ -82,7 +82,7 @@ fn process_queue_stop_when_empty_finishes_before_anything_arrives() {
         "{text}"
     );
     assert_none_running(&pids_after(text, "started: pid "), text);
-    transcript.assert_snapshot("stop-when-empty");
+    assert_snapshot!(transcript, "stop-when-empty");
 }
 
 #[test]
@@ -113,12 +113,12 @@ fn process_queue_reports_a_producer_that_fails_midway() {
         "both children reaped and reported:\n{text}"
     );
     assert_none_running(&children, text);
-    transcript.assert_snapshot("producer-fails");
+    assert_snapshot!(transcript, "producer-fails");
 }
 
 #[test]
 fn process_queue_rejects_zero_items() {
-    assert_refused("process-queue", &["--items", "0"], "zero-items");
+    assert_refused!("process-queue", &["--items", "0"], "zero-items");
 }
 
 #[test]
@@ -149,7 +149,7 @@ fn pool_queue_every_task_reported_once_by_the_pool() {
         text.contains("10 of 10 tasks reported exactly once, by 3 of the 3 workers"),
         "{text}"
     );
-    transcript.assert_snapshot("ten-tasks");
+    assert_snapshot!(transcript, "ten-tasks");
 }
 
 #[test]
@@ -177,10 +177,10 @@ fn pool_queue_reports_a_failing_worker_and_reaps_the_rest() {
     // them still holds it.
     let workers = pids_after(text.lines().next().unwrap_or_default(), "pid ");
     assert_none_running(&workers, text);
-    transcript.assert_snapshot("failing-worker");
+    assert_snapshot!(transcript, "failing-worker");
 }
 
 #[test]
 fn pool_queue_rejects_zero_workers() {
-    assert_refused("pool-queue", &["--workers", "0"], "zero-workers");
+    assert_refused!("pool-queue", &["--workers", "0"], "zero-workers");
 }

@@ -1,6 +1,6 @@
 //! Chapter 9: see tests/listings/ipc.rs.
 
-use crate::harness::{assert_refused, listing};
+use crate::harness::{assert_refused, assert_snapshot, listing};
 
 const TOTAL: u64 = 4 * 1_000_000;
 
@@ -38,10 +38,10 @@ fn shared_counter_loses_updates_only_when_load_and_store_are_separate() {
     // The listing's directory is gone, with the file in it.
     let dir = std::path::Path::new(&file).parent().unwrap();
     assert!(!dir.exists(), "{} was left behind", dir.display());
-    transcript.assert_snapshot("run");
+    assert_snapshot!(transcript, "run");
 }
 
 #[test]
 fn shared_counter_rejects_a_single_process() {
-    assert_refused("shared-counter", &["--processes", "1"], "one-process");
+    assert_refused!("shared-counter", &["--processes", "1"], "one-process");
 }

@@ -2,7 +2,7 @@
 
 use std::fs;
 
-use crate::harness::{assert_refused, listing};
+use crate::harness::{assert_refused, assert_snapshot, listing};
 
 #[test]
 fn signal_child_counts_merges_and_shuts_down() {
@@ -27,12 +27,12 @@ fn signal_child_counts_merges_and_shuts_down() {
         text.contains("parent: the child exited: exit status: 0"),
         "{text}"
     );
-    transcript.assert_snapshot("run");
+    assert_snapshot!(transcript, "run");
 }
 
 #[test]
 fn signal_child_refuses_zero_signals() {
-    assert_refused("signal-child", &["--signals", "0"], "zero-signals");
+    assert_refused!("signal-child", &["--signals", "0"], "zero-signals");
 }
 
 /// The named semaphores (in /dev/shm on Linux) that a listing with this pid left behind.
@@ -66,7 +66,7 @@ fn semaphore_gate_lets_at_most_two_in() {
     assert_eq!(text.matches("a child enters").count(), 5, "{text}");
     assert_eq!(text.matches("a child leaves").count(), 5, "{text}");
     assert!(semaphores_of(pid).is_empty(), "{:?}", semaphores_of(pid));
-    transcript.assert_snapshot("run");
+    assert_snapshot!(transcript, "run");
 }
 
 #[test]
@@ -82,7 +82,7 @@ fn semaphore_gate_count_is_not_vacuous() {
 
 #[test]
 fn semaphore_gate_refuses_a_zero_value() {
-    assert_refused("semaphore-gate", &["--value", "0"], "zero-value");
+    assert_refused!("semaphore-gate", &["--value", "0"], "zero-value");
 }
 
 /// Processes still running whose command line names a semaphore of this run.
@@ -114,5 +114,5 @@ fn semaphore_gate_loses_the_permit_of_a_killed_child_and_cleans_up() {
         children_of_run(pid)
     );
     assert!(semaphores_of(pid).is_empty(), "{:?}", semaphores_of(pid));
-    transcript.assert_snapshot("kill-inside");
+    assert_snapshot!(transcript, "kill-inside");
 }

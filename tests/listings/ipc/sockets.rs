@@ -3,7 +3,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::harness::{assert_refused, listing};
+use crate::harness::{assert_refused, assert_snapshot, listing};
 
 /// The run directories (`unix-sockets-<pid>-<nanos>`) a listing with this pid left in `dir`.
 fn left_behind(dir: &Path, pid: u32) -> Vec<PathBuf> {
@@ -46,12 +46,12 @@ fn unix_sockets_stream_datagrams_and_peer_credentials() {
         left_behind(&std::env::temp_dir(), pid).is_empty(),
         "the run directory remains"
     );
-    transcript.assert_snapshot("run");
+    assert_snapshot!(transcript, "run");
 }
 
 #[test]
 fn unix_sockets_refuses_zero_lines() {
-    assert_refused("unix-sockets", &["--lines", "0"], "zero-lines");
+    assert_refused!("unix-sockets", &["--lines", "0"], "zero-lines");
 }
 
 #[test]
@@ -62,7 +62,7 @@ fn unix_sockets_reports_a_missing_directory() {
         .finish();
     assert_eq!(transcript.status.code(), Some(1), "{}", transcript.text);
     assert_eq!(transcript.text.lines().count(), 1, "{}", transcript.text);
-    transcript.assert_snapshot("missing-directory");
+    assert_snapshot!(transcript, "missing-directory");
 }
 
 #[test]
@@ -90,8 +90,10 @@ fn unix_sockets_removes_its_directory_when_a_path_is_too_long() {
         transcript.text
     );
     assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
-    transcript
-        .redact_matches(&regex::escape(&scratch.to_string_lossy()), "[DIR]")
-        .redact_matches(r"unix-sockets-\d+-\d+", "unix-sockets-[PID]-[NANOS]")
-        .assert_snapshot("path-too-long");
+    assert_snapshot!(
+        transcript
+            .redact_matches(&regex::escape(&scratch.to_string_lossy()), "[DIR]")
+            .redact_matches(r"unix-sockets-\d+-\d+", "unix-sockets-[PID]-[NANOS]"),
+        "path-too-long"
+    );
 }

@@ -35,10 +35,15 @@ pub struct Chapter {
 }
 
 /// Every chapter as rustdoc should test it: with `{{#include}}` and `{{#rustdoc_include}}`
-/// expanded exactly as `mdbook test` would expand them.
+/// expanded exactly as `mdbook test` would expand them. Outputs are left out: an include of a
+/// file under `tests/` (a snapshot, a recorded measurement) is dropped before expansion, so the
+/// code blocks never wait on a snapshot that a test has yet to write.
 pub fn expanded_chapters(root: &Path) -> Result<Vec<Chapter>> {
     checked(|| {
-        let book = MDBook::load(root)?;
+        let mut book = MDBook::load(root)?;
+        book.book.for_each_chapter_mut(|chapter| {
+            chapter.content = without_outputs(&chapter.content);
+        });
         let (book, _) = book.preprocess_book(&TestRenderer)?;
         Ok(book
             .iter()
@@ -51,6 +56,25 @@ pub fn expanded_chapters(root: &Path) -> Result<Vec<Chapter>> {
             })
             .collect())
     })
+}
+
+/// `text` with every `{{#include}}` of a file under the workspace's `tests/` removed: what a
+/// chapter shows of a run, never Rust code.
+fn without_outputs(text: &str) -> String {
+    let mut kept = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("{{#include ") {
+        let (before, directive) = rest.split_at(start);
+        kept.push_str(before);
+        let end = directive.find("}}").map_or(directive.len(), |end| end + 2);
+        let path = directive["{{#include ".len()..end.saturating_sub(2)].trim();
+        if !path.contains("/tests/") && !path.starts_with("tests/") {
+            kept.push_str(&directive[..end]);
+        }
+        rest = &directive[end..];
+    }
+    kept.push_str(rest);
+    kept
 }
 
 /// mdBook runs its preprocessors for a named renderer; "test" is the name `mdbook test` uses.

@@ -1,0 +1,100 @@
+//! The listings' binaries, built once per test run by one nested `cargo build`, and found
+//! where Cargo itself says it put them: never a stale binary, never a guessed path.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use super::workspace_root;
+
+/// The path of the binary `name` of the workspace, freshly built.
+pub fn binary(name: &str) -> PathBuf {
+    static BUILT: OnceLock<Result<HashMap<String, PathBuf>, String>> = OnceLock::new();
+    let binaries = BUILT
+        .get_or_init(build_workspace)
+        .as_ref()
+        .unwrap_or_else(|e| panic!("{e}"));
+    binaries
+        .get(name)
+        .cloned()
+        .unwrap_or_else(|| panic!("the workspace has no binary {name:?}: is it a listing crate?"))
+}
+
+/// Builds what `cargo test` builds, and the binaries besides: the same packages (the whole
+/// workspace, which is also its default members), every target, so the same features, so
+/// that no crate is compiled twice. The outer `cargo test` has built all but the listings'
+/// binaries already; on a warm run this build does nothing.
+fn build_workspace() -> Result<HashMap<String, PathBuf>, String> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    // The profile this test was built with: `cargo test` or `cargo test --release`.
+    let profile = if cfg!(debug_assertions) {
+        "dev"
+    } else {
+        "release"
+    };
+    let mut build = Command::new(cargo);
+    // Cargo gives this test variables that describe its own package. A build script that
+    // watches one of them (ring watches CARGO_MANIFEST_DIR) would see it change between this
+    // build and the outer `cargo test`, and both would rebuild on every run. Everything else
+    // (CARGO_TARGET_DIR, CARGO_BUILD_*, RUSTFLAGS) is the outer build's, and stays.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        let per_package = ["CARGO_MANIFEST_", "CARGO_PKG_", "CARGO_BIN_EXE_"]
+            .iter()
+            .any(|prefix| name.starts_with(prefix))
+            || [
+                "CARGO_CRATE_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_TARGET_TMPDIR",
+                "CARGO_RUSTC_CURRENT_DIR",
+                "OUT_DIR",
+            ]
+            .contains(&name.as_ref());
+        if per_package {
+            build.env_remove(name.as_ref());
+        }
+    }
+    let output = build
+        .args([
+            "build",
+            "--workspace",
+            "--all-targets",
+            "--message-format=json-render-diagnostics",
+            "--profile",
+            profile,
+        ])
+        .current_dir(workspace_root())
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "cargo build failed, so no listing can run:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    let mut binaries = HashMap::new();
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let is_bin = message["target"]["kind"]
+            .as_array()
+            .is_some_and(|kinds| kinds.iter().any(|k| k == "bin"));
+        let test_build = message["profile"]["test"].as_bool() == Some(true);
+        if message["reason"] != "compiler-artifact" || !is_bin || test_build {
+            continue;
+        }
+        if let (Some(name), Some(path)) = (
+            message["target"]["name"].as_str(),
+            message["executable"].as_str(),
+        ) {
+            binaries.insert(name.to_string(), PathBuf::from(path));
+        }
+    }
+    if binaries.is_empty() {
+        return Err("cargo build named no binary".into());
+    }
+    Ok(binaries)
+}

@@ -1,0 +1,195 @@
+//! Who runs when. Every listing run takes a turn in this test suite, and a measuring run
+//! takes one on the machine as well:
+//!
+//! - **machine-wide**, measuring runs take turns with every other measuring run, also those
+//!   of another `cargo test` (another checkout, another user) at the same time: two of them
+//!   at once could exhaust what the machine has, or skew each other's figures;
+//! - **in this suite**, while `BOOK_MEASURE=1` records figures, a measuring run has the
+//!   suite to itself: it waits for every other listing to end, and none starts until it has
+//!   ended.
+//!
+//! A test may hold several runs at once (a server and its client), so a turn that this
+//! test's thread already holds lets it start more runs without waiting: a waiting measuring
+//! run must not block the second run of a test whose first run it is waiting for.
+
+use std::collections::HashMap;
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::thread::{self, ThreadId};
+use std::time::{Duration, Instant};
+
+/// However busy the machine, a turn comes within this time, or the test fails and says why.
+const PATIENCE: Duration = Duration::from_secs(600);
+
+/// A run's place in the turns; dropping it ends them.
+pub struct Turn {
+    suite: Option<SuiteTurn>,
+    _machine: Option<MachineTurn>,
+}
+
+impl Turn {
+    /// Waits for the turns a run needs: `measuring` runs take the machine's turn, and
+    /// `alone` runs (measuring runs while figures are recorded) the whole suite.
+    pub fn take(name: &str, measuring: bool, alone: bool) -> Turn {
+        let deadline = Instant::now() + PATIENCE;
+        let suite = Some(if alone {
+            SuiteTurn::alone(name, deadline)
+        } else {
+            SuiteTurn::shared(name, deadline)
+        });
+        let machine = measuring.then(|| MachineTurn::take(name, deadline));
+        Turn {
+            suite,
+            _machine: machine,
+        }
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        drop(self.suite.take());
+    }
+}
+
+#[derive(Default)]
+struct Suite {
+    /// Runs going on beside each other, by the test thread that started them.
+    shared: HashMap<ThreadId, usize>,
+    alone: bool,
+    /// Runs that wait to be alone: no new test starts a run before them.
+    waiting_alone: usize,
+}
+
+static SUITE: Mutex<Option<Suite>> = Mutex::new(None);
+static CHANGED: Condvar = Condvar::new();
+
+fn suite() -> MutexGuard<'static, Option<Suite>> {
+    SUITE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+enum SuiteTurn {
+    Shared(ThreadId),
+    Alone,
+}
+
+impl SuiteTurn {
+    fn shared(name: &str, deadline: Instant) -> SuiteTurn {
+        let me = thread::current().id();
+        let mut guard = suite();
+        loop {
+            let state = guard.get_or_insert_with(Suite::default);
+            let holds_one = state.shared.get(&me).is_some_and(|&n| n > 0);
+            if holds_one || !(state.alone || state.waiting_alone > 0) {
+                *state.shared.entry(me).or_default() += 1;
+                return SuiteTurn::Shared(me);
+            }
+            guard = wait(guard, name, deadline);
+        }
+    }
+
+    fn alone(name: &str, deadline: Instant) -> SuiteTurn {
+        let me = thread::current().id();
+        let mut guard = suite();
+        let state = guard.get_or_insert_with(Suite::default);
+        assert!(
+            state.shared.get(&me).is_none_or(|&n| n == 0),
+            "{name}: a run that has the suite to itself cannot start while its test holds another"
+        );
+        state.waiting_alone += 1;
+        loop {
+            let state = guard.get_or_insert_with(Suite::default);
+            if !state.alone && state.shared.values().all(|&n| n == 0) {
+                state.waiting_alone -= 1;
+                state.alone = true;
+                return SuiteTurn::Alone;
+            }
+            guard = wait(guard, name, deadline);
+        }
+    }
+}
+
+fn wait(
+    guard: MutexGuard<'static, Option<Suite>>,
+    name: &str,
+    deadline: Instant,
+) -> MutexGuard<'static, Option<Suite>> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    assert!(!left.is_zero(), "{name}: no turn to run after {PATIENCE:?}");
+    CHANGED
+        .wait_timeout(guard, left)
+        .unwrap_or_else(|p| p.into_inner())
+        .0
+}
+
+impl Drop for SuiteTurn {
+    fn drop(&mut self) {
+        let mut guard = suite();
+        let state = guard.get_or_insert_with(Suite::default);
+        match self {
+            SuiteTurn::Shared(thread) => {
+                if let Some(n) = state.shared.get_mut(thread) {
+                    *n -= 1;
+                    if *n == 0 {
+                        state.shared.remove(thread);
+                    }
+                }
+            }
+            SuiteTurn::Alone => state.alone = false,
+        }
+        drop(guard);
+        CHANGED.notify_all();
+    }
+}
+
+/// The machine's measuring turn. On Linux it is a name in the abstract socket namespace:
+/// one process at a time can bind it, the kernel lets it go when that process ends however
+/// it ends, and it leaves no file behind, for this user or the next.
+struct MachineTurn {
+    #[cfg(target_os = "linux")]
+    _name: std::os::unix::net::UnixListener,
+    #[cfg(not(target_os = "linux"))]
+    _file: std::fs::File,
+}
+
+impl MachineTurn {
+    fn take(name: &str, deadline: Instant) -> MachineTurn {
+        loop {
+            match Self::try_take() {
+                Ok(Some(turn)) => return turn,
+                Ok(None) if Instant::now() < deadline => {
+                    thread::sleep(Duration::from_millis(20));
+                }
+                Ok(None) => panic!("{name}: no measuring turn on this machine in {PATIENCE:?}"),
+                Err(e) => panic!("{name}: cannot take a measuring turn: {e}"),
+            }
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    fn try_take() -> std::io::Result<Option<MachineTurn>> {
+        use std::os::linux::net::SocketAddrExt;
+        use std::os::unix::net::{SocketAddr, UnixListener};
+        let addr = SocketAddr::from_abstract_name(b"book-listings-measuring-turn")?;
+        match UnixListener::bind_addr(&addr) {
+            Ok(listener) => Ok(Some(MachineTurn { _name: listener })),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Elsewhere, a lock on a file in this checkout's target directory: suites of one
+    /// checkout take turns.
+    #[cfg(not(target_os = "linux"))]
+    fn try_take() -> std::io::Result<Option<MachineTurn>> {
+        let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("measuring.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(MachineTurn { _file: file })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+}
