@@ -150,14 +150,19 @@ fn join_select_waits_the_longest_not_the_sum() {
         .finish();
     assert!(transcript.status.success(), "{}", transcript.text);
     // Sleeps never end early: one after another take at least the sum, and join! at least
-    // the longest; join! takes less than the sum, which is the page's point.
+    // the longest. The page's point, shown by when each lookup began and ended: in turn,
+    // each began after the one before had ended; with join!, all three waited at once.
     assert!(
         figure(&transcript, "took ", "x the sum") >= 1.0,
         "{}",
         transcript.text
     );
+    position(
+        &transcript,
+        "each began after the one before had ended: true",
+    );
     position(&transcript, "at least the longest: true");
-    position(&transcript, "less than the sum: true");
+    position(&transcript, "all three waiting at once: true");
     assert_snapshot!(transcript, "join");
     transcript.record_measurement("join");
 }

@@ -45,6 +45,7 @@ fn c10k_holds_ten_thousand_connections_on_every_server() {
         .args(if python { None } else { Some("--no-python") })
         .budget(Duration::from_secs(300))
         .measuring()
+        .heavy()
         .spawn()
         .finish();
     let text = transcript.text.clone();
@@ -57,6 +58,21 @@ fn c10k_holds_ten_thousand_connections_on_every_server() {
         return;
     }
     assert!(transcript.status.success(), "{text}");
+    // A thread per connection is started only within the limit the listing read: past it,
+    // the row says so instead, and the table cannot be compared with the book's.
+    let limit: u64 = text
+        .split_once("threads a process may start: about ")
+        .and_then(|(_, rest)| rest.split_once(' '))
+        .map(|(n, _)| count(n))
+        .unwrap_or_else(|| panic!("no limit on threads:\n{text}"));
+    let fits = |n: u64| n < limit;
+    for n in [1000u64, 10_000] {
+        let refused = format!(
+            "{:>7}  threads  not started: more threads than this machine allows",
+            if n == 1000 { "1,000" } else { "10,000" }
+        );
+        assert_eq!(text.contains(&refused), !fits(n), "{text}");
+    }
     let cores = text
         .split_once(" cores,")
         .map(|(n, _)| count(n.trim()))
@@ -69,6 +85,7 @@ fn c10k_holds_ten_thousand_connections_on_every_server() {
     let expected: Vec<(u64, &str)> = [1000, 10_000]
         .iter()
         .flat_map(|&n| servers.iter().map(move |&s| (n, s)))
+        .filter(|&(n, server)| server != "threads" || fits(n))
         .collect();
 
     let served = rows(&text, "x ");
@@ -119,10 +136,12 @@ fn c10k_holds_ten_thousand_connections_on_every_server() {
         assert_eq!(row[9], "KiB", "{text}");
         row[8].parse().expect("a size")
     };
-    assert!(
-        per_connection("threads") > per_connection("tokio"),
-        "{text}"
-    );
+    if fits(10_000) {
+        assert!(
+            per_connection("threads") > per_connection("tokio"),
+            "{text}"
+        );
+    }
     if python {
         // The interpreter's cost: asyncio spends more of the server's CPU on a round trip.
         assert!(cpu_per_trip("asyncio") > cpu_per_trip("tokio"), "{text}");
@@ -136,15 +155,24 @@ fn c10k_holds_ten_thousand_connections_on_every_server() {
     transcript.redact_matches(r"(?m)^\d+ cores,", "[N] cores,");
     transcript.redact_matches(r"allowed: \d+ per", "allowed: [N] per");
     transcript.redact_matches(r"connections: [0-9,]+\n", "connections: [N]\n");
-    transcript.redact_matches(r"have: about .*", "have: about [N] ([LIMIT])");
+    transcript.redact_matches(r"may start: about .*", "may start: about [N] ([LIMIT])");
     transcript.redact_matches(r"(?m)^( +[0-9,]+ +tokio) +\d+ ", "$1 [N] ");
     // Throughput, the figure before its ratio, and the cores busy; their padding varies
     // with the figures' width.
     transcript.redact_matches(r" +[0-9,]+( +[0-9.]+x)", " [N]$1");
     transcript.redact_matches(r" +\d+\.\d\d +\d+\.\d\d ", " [N] [N] ");
+    if !fits(10_000) {
+        eprintln!(
+            "this machine allows about {limit} threads: the threaded server's 10,000 \
+             connections were not started, as checked; the table is not compared with the book's"
+        );
+        return;
+    }
     if python {
         assert_snapshot!(transcript, "this-machine");
         transcript.record_measurement("this-machine");
+    } else {
+        eprintln!("python3 is not here: the asyncio rows and the snapshot are not checked");
     }
 }
 

@@ -51,6 +51,7 @@ pub struct Listing {
     args: Vec<String>,
     budget: Duration,
     measuring: bool,
+    heavy: bool,
     file_limit: Option<u64>,
 }
 
@@ -61,6 +62,7 @@ pub fn listing(name: &str) -> Listing {
         args: Vec::new(),
         budget: TIMEOUT,
         measuring: false,
+        heavy: false,
         file_limit: None,
     }
 }
@@ -78,11 +80,19 @@ impl Listing {
         self
     }
 
-    /// Marks a run whose figures the book records. It takes turns with every other measuring
-    /// run on this machine, also those of another `cargo test` at the same time; while
-    /// `BOOK_MEASURE=1` records figures, it also has this test suite to itself.
+    /// Marks a run whose figures the book records (`record_measurement`): while
+    /// `BOOK_MEASURE=1` records them, such a run has this test suite to itself.
     pub fn measuring(mut self) -> Self {
         self.measuring = true;
+        self
+    }
+
+    /// Marks a run that holds thousands of threads, processes or connections at once. It
+    /// takes turns with every other heavy run on this machine, also those of another
+    /// `cargo test` at the same time (another checkout, another user): two of them at once
+    /// could exhaust what the machine has, and fail for a reason that is not the listing's.
+    pub fn heavy(mut self) -> Self {
+        self.heavy = true;
         self
     }
 
@@ -97,7 +107,7 @@ impl Listing {
     /// pipe, so the transcript has them in the order the program wrote them, as a terminal would.
     pub fn spawn(self) -> Run {
         let binary = build::binary(&self.name);
-        let turn = Turn::take(&self.name, self.measuring, self.measuring && recording());
+        let turn = Turn::take(&self.name, self.heavy, self.measuring && recording());
         let (reader, writer) = std::io::pipe().expect("cannot create a pipe");
         let mut command = Command::new(&binary);
         let file_limit = self.file_limit.map(|limit| libc::rlimit {

@@ -1,9 +1,9 @@
-//! Who runs when. Every listing run takes a turn in this test suite, and a measuring run
-//! takes one on the machine as well:
+//! Who runs when. Every listing run takes a turn in this test suite, and a heavy run takes
+//! one on the machine as well:
 //!
-//! - **machine-wide**, measuring runs take turns with every other measuring run, also those
-//!   of another `cargo test` (another checkout, another user) at the same time: two of them
-//!   at once could exhaust what the machine has, or skew each other's figures;
+//! - **machine-wide**, heavy runs (thousands of threads or connections) take turns with every
+//!   other heavy run, also those of another `cargo test` (another checkout, another user) at
+//!   the same time: two of them at once could exhaust what the machine has;
 //! - **in this suite**, while `BOOK_MEASURE=1` records figures, a measuring run has the
 //!   suite to itself: it waits for every other listing to end, and none starts until it has
 //!   ended.
@@ -27,16 +27,16 @@ pub struct Turn {
 }
 
 impl Turn {
-    /// Waits for the turns a run needs: `measuring` runs take the machine's turn, and
-    /// `alone` runs (measuring runs while figures are recorded) the whole suite.
-    pub fn take(name: &str, measuring: bool, alone: bool) -> Turn {
+    /// Waits for the turns a run needs: `heavy` runs take the machine's turn, and `alone`
+    /// runs (measuring runs while figures are recorded) the whole suite.
+    pub fn take(name: &str, heavy: bool, alone: bool) -> Turn {
         let deadline = Instant::now() + PATIENCE;
         let suite = Some(if alone {
             SuiteTurn::alone(name, deadline)
         } else {
             SuiteTurn::shared(name, deadline)
         });
-        let machine = measuring.then(|| MachineTurn::take(name, deadline));
+        let machine = heavy.then(|| MachineTurn::take(name, deadline));
         Turn {
             suite,
             _machine: machine,
@@ -140,7 +140,7 @@ impl Drop for SuiteTurn {
     }
 }
 
-/// The machine's measuring turn. On Linux it is a name in the abstract socket namespace:
+/// The machine's turn for heavy runs. On Linux it is a name in the abstract socket namespace:
 /// one process at a time can bind it, the kernel lets it go when that process ends however
 /// it ends, and it leaves no file behind, for this user or the next.
 struct MachineTurn {
@@ -158,8 +158,10 @@ impl MachineTurn {
                 Ok(None) if Instant::now() < deadline => {
                     thread::sleep(Duration::from_millis(20));
                 }
-                Ok(None) => panic!("{name}: no measuring turn on this machine in {PATIENCE:?}"),
-                Err(e) => panic!("{name}: cannot take a measuring turn: {e}"),
+                Ok(None) => {
+                    panic!("{name}: no turn for a heavy run on this machine in {PATIENCE:?}")
+                }
+                Err(e) => panic!("{name}: cannot take a turn for a heavy run: {e}"),
             }
         }
     }
@@ -168,7 +170,7 @@ impl MachineTurn {
     fn try_take() -> std::io::Result<Option<MachineTurn>> {
         use std::os::linux::net::SocketAddrExt;
         use std::os::unix::net::{SocketAddr, UnixListener};
-        let addr = SocketAddr::from_abstract_name(b"book-listings-measuring-turn")?;
+        let addr = SocketAddr::from_abstract_name(b"book-listings-heavy-turn")?;
         match UnixListener::bind_addr(&addr) {
             Ok(listener) => Ok(Some(MachineTurn { _name: listener })),
             Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Ok(None),
@@ -180,7 +182,7 @@ impl MachineTurn {
     /// checkout take turns.
     #[cfg(not(target_os = "linux"))]
     fn try_take() -> std::io::Result<Option<MachineTurn>> {
-        let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("measuring.lock");
+        let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("heavy-runs.lock");
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)

@@ -6,6 +6,7 @@ use std::io;
 use std::process::ExitCode;
 use std::sync::{Arc, RwLock, mpsc};
 use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
 
 fn main() -> ExitCode {
     match run() {
@@ -76,10 +77,23 @@ fn run() -> io::Result<()> {
         println!("  first: {first}");
         println!("  last:  {last}");
     }
+    // join returns once a thread has run its last line; the kernel drops
+    // it from its list a moment later.
+    wait_until_alone();
     list_live_threads("after join");
     Ok(())
 }
 // ANCHOR_END: run
+
+/// Waits, at most a second, until the kernel lists this thread alone.
+fn wait_until_alone() {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    let listed =
+        || std::fs::read_dir("/proc/self/task").map_or(1, |t| t.count());
+    while listed() > 1 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(1));
+    }
+}
 
 // ANCHOR: list
 /// Python's `threading.enumerate()`. Rust's std has no list of threads;

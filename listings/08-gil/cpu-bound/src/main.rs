@@ -25,7 +25,8 @@ struct Args {
     /// Steps of computation in one chunk.
     #[arg(long, default_value_t = 4_000_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
     steps: u64,
-    /// Threads or processes to share the chunks [default: the cores available].
+    /// Threads or processes to share the chunks [default: the cores
+    /// available, and at least 2].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=64))]
     workers: Option<u64>,
     /// Each way runs this many times; the fastest run counts.
@@ -236,8 +237,14 @@ fn fastest<T>(
 
 fn run(a: Args) -> Result<()> {
     let cores = thread::available_parallelism().map_or(1, |n| n.get() as u64);
-    let workers = a.workers.unwrap_or(cores);
-    println!("cores available: {cores}; workers: {workers}");
+    // On one core, two workers still show something: that they take turns.
+    let workers = a.workers.unwrap_or(cores.max(2));
+    let turns = if cores == 1 && workers > 1 {
+        ", which take turns on the one core: nothing below can run in parallel"
+    } else {
+        ""
+    };
+    println!("cores available: {cores}; workers: {workers}{turns}");
     let runs = match a.rounds {
         1 => "once".to_string(),
         n => format!("{n} times"),
@@ -250,8 +257,9 @@ fn run(a: Args) -> Result<()> {
     // One busy loop per worker, each as long as a worker's share of the work.
     let per_worker = a.steps * a.chunks.div_ceil(workers);
     let ceiling = ceiling(workers, per_worker, a.rounds)?;
+    let plural = if workers == 1 { "thread" } else { "threads" };
     println!(
-        "ceiling: {workers} busy threads at once did {ceiling:.2}x the work of one"
+        "ceiling: {workers} busy {plural} at once did {ceiling:.2}x the work of one"
     );
 
     let ways: [(&str, Way); 4] = [

@@ -2,17 +2,19 @@
 //! reply that takes 100 ms to come), and the tasks run one after another,
 //! each on a thread of its own, and as tokio tasks: 100, 10,000 and 100,000
 //! of them. Each round runs in a fresh child process, so the peak memory it
-//! reports is that round's own. Linux only: it reads memory from /proc.
+//! reports is that round's own. Threads are started only as far as this
+//! machine's limits allow. Linux only: it reads memory and limits from /proc.
 
 use std::env;
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Command, ExitCode, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
 use std::sync::{Arc, RwLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Parser;
+use io_bound::{ThreadLimit, grouped, thread_limit};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -160,49 +162,71 @@ fn no_core_dump() {
 }
 
 // ANCHOR: round
-/// Runs one round in a fresh process of this program and prints its line.
-fn round(way: &str, tasks: u64, wait: Duration) -> Result<bool> {
-    let me = env::current_exe().context("cannot find this program")?;
-    let output = Command::new(me)
-        .args(["round", way, &tasks.to_string()])
-        .arg(wait.as_millis().to_string())
-        .stdin(Stdio::null())
-        .output() // waits for the child
-        .context("cannot start a round")?;
-    let report = String::from_utf8_lossy(&output.stdout);
-    let last = report.lines().last().unwrap_or_default();
-    let tasks = grouped(tasks);
-    if let Some(figures) = last.strip_prefix("done ") {
-        let (nanos, kib) =
-            figures.split_once(' ').context("a round's figures")?;
-        let took =
-            Duration::from_nanos(nanos.parse().context("a round's time")?);
-        let mib = kib.parse::<f64>().context("a round's peak memory")? / 1024.0;
-        let floor = took.as_secs_f64() / wait.as_secs_f64();
-        let took = format!("{took:.1?}");
-        println!("{tasks:>9}  {way:<11}{took:>9} {floor:>7.2}x {mib:>7.1} MiB");
-        return Ok(true);
-    }
-    // The round failed: say how far it got, and why.
-    let started = report
-        .lines()
-        .filter_map(|l| l.strip_prefix("started "))
-        .next_back();
-    let started = match started {
-        Some(n) => {
-            format!("more than {}", grouped(n.parse().context("a count")?))
-        }
-        None => "none".to_string(),
-    };
-    println!("{tasks:>9}  {way:<11}failed: {started} had started");
-    let why = match last.strip_prefix("failed ") {
-        Some(why) => why.to_string(),
-        None => crash(&output.status, &String::from_utf8_lossy(&output.stderr)),
-    };
-    println!("{:11}how: {why}", "");
-    Ok(false)
+/// One round, running in a fresh process of this program.
+struct Round {
+    way: &'static str,
+    tasks: u64,
+    child: Child,
 }
 
+impl Round {
+    fn start(way: &'static str, tasks: u64, wait: Duration) -> Result<Round> {
+        let me = env::current_exe().context("cannot find this program")?;
+        let child = Command::new(me)
+            .args(["round", way, &tasks.to_string()])
+            .arg(wait.as_millis().to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("cannot start a round")?;
+        Ok(Round { way, tasks, child })
+    }
+
+    /// Waits for the round to end, and returns its line of the table (two
+    /// if it failed).
+    fn report(self, wait: Duration) -> Result<String> {
+        let Round { way, tasks, child } = self;
+        let output = child.wait_with_output().context("a round's output")?;
+        let report = String::from_utf8_lossy(&output.stdout);
+        let last = report.lines().last().unwrap_or_default();
+        let tasks = grouped(tasks);
+        if let Some(figures) = last.strip_prefix("done ") {
+            let (nanos, kib) =
+                figures.split_once(' ').context("a round's figures")?;
+            let took =
+                Duration::from_nanos(nanos.parse().context("a round's time")?);
+            let mib =
+                kib.parse::<f64>().context("a round's peak memory")? / 1024.0;
+            let floor = took.as_secs_f64() / wait.as_secs_f64();
+            let took = format!("{took:.1?}");
+            return Ok(format!(
+                "{tasks:>9}  {way:<11}{took:>9} {floor:>7.2}x {mib:>7.1} MiB"
+            ));
+        }
+        // The round failed: say how far it got, and why.
+        let started = report
+            .lines()
+            .filter_map(|l| l.strip_prefix("started "))
+            .next_back();
+        let started = match started {
+            Some(n) => {
+                format!("more than {}", grouped(n.parse().context("a count")?))
+            }
+            None => "none".to_string(),
+        };
+        let why = match last.strip_prefix("failed ") {
+            Some(why) => why.to_string(),
+            None => {
+                crash(&output.status, &String::from_utf8_lossy(&output.stderr))
+            }
+        };
+        Ok(format!(
+            "{tasks:>9}  {way:<11}failed: {started} had started\n{:11}how: {why}",
+            ""
+        ))
+    }
+}
 /// What killed a child: its signal, and the message it printed as it died.
 fn crash(status: &ExitStatus, stderr: &str) -> String {
     // A panic prints `thread '...' panicked at <file>:` and then its message.
@@ -229,32 +253,59 @@ fn crash(status: &ExitStatus, stderr: &str) -> String {
 }
 // ANCHOR_END: round
 
+// ANCHOR: run
 fn run(a: Args) -> Result<()> {
     let wait = Duration::from_millis(a.wait_ms);
+    let limit = thread_limit()?;
     println!(
         "each task waits {} ms: that is the floor, however many wait at once",
         a.wait_ms
     );
-    println!("    tasks  way             time   floor   peak memory");
-    let mut short_of_threads = false;
-    for &tasks in &a.tasks {
-        if tasks <= a.one_by_one_up_to {
-            round("one-by-one", tasks, wait)?;
-        }
-        if !round("threads", tasks, wait)? {
-            short_of_threads = true;
-        }
-        round("tokio", tasks, wait)?;
+    println!(
+        "threads this process may start here: about {} ({})",
+        grouped(limit.threads),
+        limit.reason
+    );
+    // The one-by-one rounds only sleep, for tasks x wait: each runs beside
+    // the others, in a process of its own, instead of before them.
+    let mut one_by_one = Vec::new();
+    for &tasks in a.tasks.iter().filter(|&&n| n <= a.one_by_one_up_to) {
+        one_by_one.push(Round::start("one-by-one", tasks, wait)?);
     }
-    if short_of_threads {
-        let limit = std::fs::read_to_string("/proc/sys/vm/max_map_count")?;
-        let limit = grouped(limit.trim().parse().context("vm.max_map_count")?);
-        println!(
-            "memory maps a process may hold here: {limit} (vm.max_map_count)"
-        );
+    let mut rows = Vec::new();
+    for &tasks in &a.tasks {
+        rows.push((tasks, threads_round(tasks, wait, &limit)?));
+        rows.push((tasks, Round::start("tokio", tasks, wait)?.report(wait)?));
+    }
+    for round in one_by_one {
+        rows.insert(0, (round.tasks, round.report(wait)?));
+    }
+    // One table, by the number of tasks: one by one, threads, tokio.
+    rows.sort_by_key(|&(tasks, _)| tasks);
+    println!("    tasks  way             time   floor   peak memory");
+    for (_, row) in rows {
+        println!("{row}");
     }
     Ok(())
 }
+
+/// Threads up to the limit. Past a limit of this process's own, the round
+/// runs into it (the lesson); past a shared one, it is not started, since
+/// it would take the last threads of every other program here.
+fn threads_round(
+    tasks: u64,
+    wait: Duration,
+    limit: &ThreadLimit,
+) -> Result<String> {
+    if tasks > limit.threads && !limit.own {
+        return Ok(format!(
+            "{:>9}  threads    not started: more than this machine allows",
+            grouped(tasks)
+        ));
+    }
+    Round::start("threads", tasks, wait)?.report(wait)
+}
+// ANCHOR_END: run
 
 /// The peak resident memory of this process (VmHWM), in KiB.
 fn peak_kib() -> Result<u64> {
@@ -265,17 +316,4 @@ fn peak_kib() -> Result<u64> {
         .context("no VmHWM in /proc/self/status")?;
     let kib = line.trim().trim_end_matches(" kB").trim();
     kib.parse().context("VmHWM in /proc/self/status")
-}
-
-/// 100000 as 100,000.
-fn grouped(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, digit) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(digit);
-    }
-    out
 }

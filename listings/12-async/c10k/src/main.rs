@@ -1,7 +1,8 @@
 //! S11.1: C10K, measured. N connections at once on loopback, each doing
 //! request/response round trips, against chapter 3's thread-per-connection
 //! server, this chapter's tokio echo server and, if python3 is here, an
-//! asyncio echo server. Linux only: it reads what it reports from /proc.
+//! asyncio echo server. Linux only: it reads what it reports from /proc; on
+//! another system it says so and exits.
 
 use std::fmt::Write as _;
 use std::io;
@@ -74,6 +75,10 @@ fn main() -> ExitCode {
 
 // ANCHOR: run
 fn run(args: &Args) -> Result<()> {
+    ensure!(
+        cfg!(target_os = "linux"),
+        "this program needs Linux: it reads what it measures from /proc"
+    );
     let most = *args.connections.iter().max().context("no --connections")?;
     let files = system::raise_file_limit(u64::from(most) + SPARE_FILES)?;
     let ports = system::local_ports()?;
@@ -81,7 +86,7 @@ fn run(args: &Args) -> Result<()> {
         u64::from(most) <= ports,
         "{most} connections need as many local ports; this machine has {ports}"
     );
-    let (threads, thread_limit) = system::thread_limit()?;
+    let threads = io_bound::thread_limit()?;
     let mut servers = vec![Server::Threads, Server::Tokio];
     if !args.no_python {
         if server::python3_present() {
@@ -95,8 +100,9 @@ fn run(args: &Args) -> Result<()> {
     println!("open files allowed: {files} per process, servers included");
     println!("local ports for connections: {}", grouped(ports));
     println!(
-        "threads a process can have: about {} ({thread_limit})",
-        grouped(threads)
+        "threads a process may start: about {} ({})",
+        grouped(threads.threads),
+        threads.reason
     );
     println!(
         "each connection: 1 round trip to warm up, then {} timed, all \
@@ -111,9 +117,13 @@ fn run(args: &Args) -> Result<()> {
     print_line(SERVED, |column| column.to_string());
     for &n in &args.connections {
         for &server in &servers {
-            if server == Server::Threads && u64::from(n) + 1 > threads {
+            // A thread per connection, and the main thread: not started past
+            // the limit, which for a shared one would leave every other
+            // program here no thread to start.
+            if server == Server::Threads && u64::from(n) + 1 > threads.threads {
                 println!(
-                    "{:>7}  threads  skipped: too many threads",
+                    "{:>7}  threads  not started: more threads than this \
+                     machine allows",
                     grouped(n)
                 );
                 continue;

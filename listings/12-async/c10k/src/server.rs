@@ -2,7 +2,7 @@
 //! threads, CPU time and memory read from `/proc` are the server's alone.
 
 use std::env;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::iter::once;
 use std::net::SocketAddr;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use clap::{Parser, ValueEnum};
+#[cfg(target_os = "linux")]
 use nix::sys::prctl::set_pdeathsig;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -74,7 +75,17 @@ async def echo(reader, writer):
         writer.close()
 
 async def main():
-    server = await asyncio.start_server(echo, "127.0.0.1", 0, backlog=4096)
+    serving = set()
+
+    async def serve(reader, writer):
+        # Known, so that shutdown can wait for the connections in service.
+        serving.add(asyncio.current_task())
+        try:
+            await echo(reader, writer)
+        finally:
+            serving.discard(asyncio.current_task())
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0, backlog=4096)
     host, port = server.sockets[0].getsockname()[:2]
     print(f"listening on {host}:{port}", flush=True)
     stop = asyncio.Event()
@@ -82,6 +93,10 @@ async def main():
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)
     async with server:
         await stop.wait()
+    # As the tokio server does: no new connections, and those in service
+    # end on their own. asyncio.run would cancel them instead.
+    if serving:
+        await asyncio.wait(serving, timeout=10)
 
 asyncio.run(main())
 "#;
@@ -104,6 +119,7 @@ pub struct ServerChild {
     pub addr: SocketAddr,
     lines: mpsc::Receiver<String>,
     reader: Option<JoinHandle<()>>,
+    errors: Option<JoinHandle<String>>,
 }
 
 /// Generous: a server that does not start or stop in time is an error,
@@ -123,15 +139,25 @@ impl ServerChild {
         };
         // SAFETY: prctl is async-signal-safe and touches no memory of ours.
         // If this program dies, however it dies, its server dies with it.
+        #[cfg(target_os = "linux")]
         unsafe {
             command.pre_exec(|| Ok(set_pdeathsig(Signal::SIGKILL)?));
         }
         let name = server.name();
+        // Its stderr is read, not shown: a warning an interpreter prints
+        // is not this program's output. It is reported if the server fails.
         let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .spawn()
             .with_context(|| format!("cannot start the {name} server"))?;
+        let stderr = child.stderr.take().context("the server's errors")?;
+        let errors = thread::spawn(move || {
+            let mut text = String::new();
+            let _ = BufReader::new(stderr).read_to_string(&mut text);
+            text
+        });
         let stdout = child.stdout.take().context("the server's output")?;
         let (sender, lines) = mpsc::channel();
         // Read its output as it comes, so that the server never blocks on
@@ -149,11 +175,12 @@ impl ServerChild {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             lines,
             reader: Some(reader),
+            errors: Some(errors),
         };
-        let first =
-            started.lines.recv_timeout(PATIENCE).with_context(|| {
-                format!("the {name} server did not say where it listens")
-            })?;
+        let Ok(first) = started.lines.recv_timeout(PATIENCE) else {
+            let why = started.exit_message();
+            bail!("the {name} server did not say where it listens{why}");
+        };
         started.addr = first
             .strip_prefix("listening on ")
             .and_then(|addr| addr.parse().ok())
@@ -161,6 +188,20 @@ impl ServerChild {
                 format!("{name}: unexpected first line {first:?}")
             })?;
         Ok(started)
+    }
+
+    /// If the server has exited: the last line it wrote to stderr, as the
+    /// end of an error message.
+    fn exit_message(&mut self) -> String {
+        if !matches!(self.child.try_wait(), Ok(Some(_))) {
+            return String::new();
+        }
+        let errors = self.errors.take().and_then(|e| e.join().ok());
+        let errors = errors.unwrap_or_default();
+        errors
+            .lines()
+            .last()
+            .map_or(String::new(), |l| format!(": {l}"))
     }
 
     /// Its process id, as `/proc/<pid>` names it.
@@ -186,15 +227,24 @@ impl ServerChild {
             );
             thread::sleep(Duration::from_millis(10));
         };
-        // It has exited: its output is at its end, and the reader with it.
+        // It has exited: its output is at its end, and the readers with it.
         if let Some(reader) = self.reader.take() {
             let _ = reader.join();
         }
+        let errors = self
+            .errors
+            .take()
+            .and_then(|errors| errors.join().ok())
+            .unwrap_or_default();
         let expected = match self.server {
             Server::Threads => status.signal() == Some(Signal::SIGTERM as i32),
             Server::Tokio | Server::Asyncio => status.success(),
         };
-        ensure!(expected, "the {name} server ended with {status}");
+        let last = errors
+            .lines()
+            .last()
+            .map_or(String::new(), |l| format!(": {l}"));
+        ensure!(expected, "the {name} server ended with {status}{last}");
         // The tokio server ends with a summary of its shutdown.
         let printed: Vec<String> = self.lines.try_iter().collect();
         let unexpected: Vec<&String> = printed

@@ -1,4 +1,5 @@
-//! What C10K needs from the system (Linux): descriptors, ports, threads; and
+//! What C10K needs from the system (Linux): descriptors and ports (threads are
+//! chapter 8's `io_bound::thread_limit`); and
 //! what a process costs, read from `/proc`.
 
 use std::fs;
@@ -38,15 +39,6 @@ pub fn raise_file_limit(need: u64) -> Result<u64> {
 }
 // ANCHOR_END: limit
 
-/// A number from `/proc/sys`.
-fn sysctl(name: &str) -> Result<u64> {
-    let path = format!("/proc/sys/{}", name.replace('.', "/"));
-    let text = fs::read_to_string(&path).with_context(|| path.clone())?;
-    text.trim()
-        .parse()
-        .with_context(|| format!("{path}: {text:?}"))
-}
-
 /// Every client connection needs a local port from the ephemeral range.
 pub fn local_ports() -> Result<u64> {
     let path = "/proc/sys/net/ipv4/ip_local_port_range";
@@ -59,22 +51,6 @@ pub fn local_ports() -> Result<u64> {
         [low, high] => Ok(high + 1 - low),
         _ => bail!("{path}: {range:?}"),
     }
-}
-
-/// About how many threads one process can have here, and what limits it:
-/// a thread takes about four memory maps (chapter 8 measured it) and a
-/// process id.
-pub fn thread_limit() -> Result<(u64, String)> {
-    let maps = sysctl("vm.max_map_count")?;
-    let pids = sysctl("kernel.pid_max")?.min(sysctl("kernel.threads-max")?);
-    Ok(if maps / 4 < pids {
-        (
-            maps / 4,
-            format!("vm.max_map_count {maps} / 4 maps a thread"),
-        )
-    } else {
-        (pids, "kernel.pid_max and kernel.threads-max".into())
-    })
 }
 
 /// A figure of `/proc/<pid>/status`: `VmRSS` and `VmHWM` in KiB, `Threads`

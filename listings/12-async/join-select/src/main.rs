@@ -46,6 +46,23 @@ async fn fetch(what: &'static str, delay: Duration) -> &'static str {
     what
 }
 
+/// A lookup, and when it began and ended its wait.
+struct Timed {
+    what: &'static str,
+    began: Instant,
+    ended: Instant,
+}
+
+async fn timed(what: &'static str, delay: Duration) -> Timed {
+    let began = Instant::now();
+    let what = fetch(what, delay).await;
+    Timed {
+        what,
+        began,
+        ended: Instant::now(),
+    }
+}
+
 // ANCHOR: join
 async fn join(unit: Duration) {
     // Settings, not measurements: printed as whole milliseconds.
@@ -54,33 +71,41 @@ async fn join(unit: Duration) {
     let times = |took: Duration, of: Duration| took.div_duration_f64(of);
 
     let start = Instant::now();
-    let profile = fetch("profile", 2 * unit).await;
-    let orders = fetch("orders", 3 * unit).await;
-    let offers = fetch("offers", 4 * unit).await;
+    let profile = timed("profile", 2 * unit).await;
+    let orders = timed("orders", 3 * unit).await;
+    let offers = timed("offers", 4 * unit).await;
     let took = start.elapsed();
-    println!("one after another: {profile}, {orders}, {offers}");
+    let [a, b, c] = [&profile, &orders, &offers].map(|t| t.what);
+    println!("one after another: {a}, {b}, {c}");
     println!(
         "  took {took:?}: {:.2}x the sum ({} ms)",
         times(took, sum),
         ms(sum)
     );
+    let in_turn = orders.began >= profile.ended && offers.began >= orders.ended;
+    println!("  each began after the one before had ended: {in_turn}");
 
     let start = Instant::now();
     let (profile, orders, offers) = tokio::join!(
-        fetch("profile", 2 * unit),
-        fetch("orders", 3 * unit),
-        fetch("offers", 4 * unit),
+        timed("profile", 2 * unit),
+        timed("orders", 3 * unit),
+        timed("offers", 4 * unit),
     );
     let took = start.elapsed();
-    println!("join!: {profile}, {orders}, {offers}");
+    let all = [&profile, &orders, &offers];
+    let [a, b, c] = all.map(|t| t.what);
+    println!("join!: {a}, {b}, {c}");
     let of_longest = times(took, longest);
     println!(
         "  took {took:?}: {of_longest:.2}x the longest ({} ms)",
         ms(longest)
     );
-    // A sleep never ends early, so the first holds on any machine.
+    // A sleep never ends early, and join! polls all three before any can
+    // end: both hold however busy the machine is.
     println!("  at least the longest: {}", took >= longest);
-    println!("  less than the sum: {}", took < sum);
+    let last_began = all.iter().map(|t| t.began).max();
+    let first_ended = all.iter().map(|t| t.ended).min();
+    println!("  all three waiting at once: {}", last_began < first_ended);
 }
 // ANCHOR_END: join
 
