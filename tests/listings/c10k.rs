@@ -38,6 +38,7 @@ fn hard_file_limit() -> u64 {
 }
 
 #[test]
+#[cfg_attr(not(target_os = "linux"), ignore = "needs Linux: c10k reads /proc")]
 fn c10k_holds_ten_thousand_connections_on_every_server() {
     // Without python3 the Rust servers are still checked; the book's table needs all three.
     let python = python3_present();
@@ -177,6 +178,7 @@ fn c10k_holds_ten_thousand_connections_on_every_server() {
 }
 
 #[test]
+#[cfg_attr(not(target_os = "linux"), ignore = "needs Linux: c10k reads /proc")]
 fn c10k_says_when_the_open_file_limit_is_too_low() {
     let transcript = listing("c10k")
         .args(["--connections", "1000", "--no-python"])

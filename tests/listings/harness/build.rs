@@ -21,18 +21,14 @@ pub fn binary(name: &str) -> PathBuf {
         .unwrap_or_else(|| panic!("the workspace has no binary {name:?}: is it a listing crate?"))
 }
 
-/// Builds what `cargo test` builds, and the binaries besides: the same packages (the whole
-/// workspace, which is also its default members), every target, so the same features, so
-/// that no crate is compiled twice. The outer `cargo test` has built all but the listings'
-/// binaries already; on a warm run this build does nothing.
+/// Builds the workspace's binaries, with what `cargo test` builds beside them: the same
+/// packages (the whole workspace, which is also its default members) and its test targets,
+/// so that dev-dependencies count, features come out the same, and no crate is compiled a
+/// second time. (`--all-targets` would also build every binary a second time, as a bench.)
+/// The outer `cargo test` has built all but the listings' binaries already; on a warm run
+/// this build does nothing.
 fn build_workspace() -> Result<HashMap<String, PathBuf>, String> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    // The profile this test was built with: `cargo test` or `cargo test --release`.
-    let profile = if cfg!(debug_assertions) {
-        "dev"
-    } else {
-        "release"
-    };
     let mut build = Command::new(cargo);
     // Cargo gives this test variables that describe its own package. A build script that
     // watches one of them (ring watches CARGO_MANIFEST_DIR) would see it change between this
@@ -59,11 +55,12 @@ fn build_workspace() -> Result<HashMap<String, PathBuf>, String> {
         .args([
             "build",
             "--workspace",
-            "--all-targets",
+            "--bins",
+            "--tests",
             "--message-format=json-render-diagnostics",
-            "--profile",
-            profile,
         ])
+        // The profile this test was built with: `cargo test` or `cargo test --release`.
+        .args((!cfg!(debug_assertions)).then_some("--release"))
         .current_dir(workspace_root())
         .stdin(Stdio::null())
         .output()
