@@ -158,9 +158,10 @@ fn process_pool_leaves_no_worker_running_when_interrupted() {
     let mut run = listing("process-pool").spawn();
     let workers = worker_pids(&run.wait_for_line(r"^pool of 3 worker processes: .*$")[0]);
     assert_eq!(workers.len(), 3);
+    // SIGINT to the parent alone (`kill -INT`), not to the group as Ctrl-C would: the
+    // workers get no signal, and must stop because their task channel closes. The output
+    // closes only when every process holding it has closed it: the workers too.
     run.signal("INT");
-    // The output closes only when every process holding it has closed it: the workers
-    // too, which stop as soon as their task channel closes.
     let transcript = run.finish();
     assert_eq!(transcript.status.code(), None, "ended by the signal");
     // A worker that has closed its output may still be on its way out: allow it a moment.
