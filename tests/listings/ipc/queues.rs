@@ -187,13 +187,23 @@ fn pool_queue_rejects_zero_workers() {
 }
 
 /// ipc-channel's one-shot servers put their sockets in directories of their own in TMPDIR;
-/// the listing points TMPDIR at a directory of the run's, in `--dir`.
+/// these two listings point TMPDIR at a directory of the run's, in `--dir`.
 #[test]
 fn process_queue_leaves_no_socket_on_ctrl_c_and_sigterm() {
     for how in [Stop::CtrlC, Stop::Term] {
         let dir = TestDir::new("process-queue-stopped");
         let args = ["--dir", dir.arg()];
         let run = stopped("process-queue", &args, r"^consumer started: pid ", how);
+        dir.assert_empty(&run.transcript);
+    }
+}
+
+#[test]
+fn pool_queue_leaves_no_socket_on_ctrl_c_and_sigterm() {
+    for how in [Stop::CtrlC, Stop::Term] {
+        let dir = TestDir::new("pool-queue-stopped");
+        let args = ["--dir", dir.arg(), "--workers", "16", "--tasks", "1000"];
+        let run = stopped("pool-queue", &args, r"^pool of 16 worker processes", how);
         dir.assert_empty(&run.transcript);
     }
 }
