@@ -3,6 +3,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use super::{Stop, TestDir, stopped};
 use crate::harness::{assert_refused, assert_snapshot, listing};
 
 /// The run directories (`unix-sockets-<pid>-<nanos>`) a listing with this pid left in `dir`.
@@ -96,4 +97,15 @@ fn unix_sockets_removes_its_directory_when_a_path_is_too_long() {
             .redact_matches(r"unix-sockets-\d+-\d+", "unix-sockets-[PID]-[NANOS]"),
         "path-too-long"
     );
+}
+
+#[test]
+fn unix_sockets_removes_its_sockets_on_ctrl_c_and_sigterm() {
+    for how in [Stop::CtrlC, Stop::Term] {
+        let dir = TestDir::new("unix-sockets-stopped");
+        // 100,000 datagrams: the run lasts long after the socket is bound.
+        let args = ["--dir", dir.arg(), "--datagrams", "100000"];
+        let run = stopped("unix-sockets", &args, r"^stream\.sock bound", how);
+        dir.assert_empty(&run.transcript);
+    }
 }
