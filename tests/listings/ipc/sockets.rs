@@ -20,6 +20,7 @@ fn left_behind(dir: &Path, pid: u32) -> Vec<PathBuf> {
 }
 
 #[test]
+#[cfg_attr(not(target_os = "linux"), ignore = "needs Linux: SO_PEERCRED")]
 fn unix_sockets_stream_datagrams_and_peer_credentials() {
     let run = listing("unix-sockets").spawn();
     let pid = run.pid();
@@ -56,6 +57,7 @@ fn unix_sockets_refuses_zero_lines() {
 }
 
 #[test]
+#[cfg_attr(not(target_os = "linux"), ignore = "needs Linux: SO_PEERCRED")]
 fn unix_sockets_reports_a_missing_directory() {
     let transcript = listing("unix-sockets")
         .args(["--dir", "/nonexistent/directory"])
@@ -67,6 +69,7 @@ fn unix_sockets_reports_a_missing_directory() {
 }
 
 #[test]
+#[cfg_attr(not(target_os = "linux"), ignore = "needs Linux: SO_PEERCRED")]
 fn unix_sockets_removes_its_directory_when_a_path_is_too_long() {
     // A socket's path must fit in 108 bytes (sun_path); this directory alone is longer.
     let scratch = std::env::temp_dir().join(format!(
@@ -100,6 +103,7 @@ fn unix_sockets_removes_its_directory_when_a_path_is_too_long() {
 }
 
 #[test]
+#[cfg_attr(not(target_os = "linux"), ignore = "needs Linux: SO_PEERCRED")]
 fn unix_sockets_removes_its_sockets_on_ctrl_c_and_sigterm() {
     for how in [Stop::CtrlC, Stop::Term] {
         let dir = TestDir::new("unix-sockets-stopped");

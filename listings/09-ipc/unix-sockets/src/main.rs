@@ -1,11 +1,13 @@
 //! S7.4: sockets between two processes on one machine. A parent and a child
 //! (this program, started again) talk over Unix domain sockets, a stream one
 //! and a datagram one, bound in a directory unique to the run that is always
-//! removed, also on error, Ctrl-C or SIGTERM.
+//! removed, also on error, Ctrl-C or SIGTERM. Linux only: it asks for the
+//! peer's credentials with SO_PEERCRED.
 
 use std::env;
 use std::fs::{self, DirBuilder};
 use std::io::{BufRead, BufReader, ErrorKind, Write};
+#[cfg(target_os = "linux")]
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 use std::os::unix::net::{SocketAddr, UnixDatagram, UnixListener, UnixStream};
@@ -177,6 +179,10 @@ impl Drop for Reaped {
 }
 
 fn parent(args: &Args) -> Result<()> {
+    ensure!(
+        cfg!(target_os = "linux"),
+        "this program needs Linux (SO_PEERCRED); it runs on Linux only"
+    );
     let dir = RunDir::create(&args.dir)?;
     let mode = fs::metadata(&dir.0)?.permissions().mode() & 0o777;
     println!("run directory created, mode {mode:o}: only this user gets in");
@@ -249,8 +255,9 @@ fn accept(listener: UnixListener, child: &Reaped) -> Result<UnixStream> {
 
 // ANCHOR: peer
 /// The pid and uid of the process at the other end, from the kernel
-/// (SO_PEERCRED). std's `UnixStream::peer_cred` does this, but is not
-/// stable yet.
+/// (SO_PEERCRED, Linux's). std's `UnixStream::peer_cred` does this, but is
+/// not stable yet.
+#[cfg(target_os = "linux")]
 fn peer_credentials(connection: &UnixStream) -> Result<(u32, u32)> {
     let mut credentials = libc::ucred {
         pid: 0,
@@ -280,6 +287,13 @@ fn peer_credentials(connection: &UnixStream) -> Result<(u32, u32)> {
     Ok((credentials.pid as u32, credentials.uid))
 }
 // ANCHOR_END: peer
+
+/// Never called elsewhere (`parent` stops first): it lets the program
+/// compile, and `--help` work, on every Unix.
+#[cfg(not(target_os = "linux"))]
+fn peer_credentials(_: &UnixStream) -> Result<(u32, u32)> {
+    bail!("SO_PEERCRED is Linux's")
+}
 
 fn stream_child(socket: &Path, lines: u32) -> Result<()> {
     let connection = UnixStream::connect(socket)
