@@ -39,7 +39,7 @@ fn signal_child_refuses_zero_signals() {
 /// The named semaphores that a listing with this pid left behind: files in /dev/shm on
 /// Linux. (Elsewhere they are no files, and this finds none.)
 fn semaphores_of(pid: u32) -> Vec<String> {
-    let prefix = format!("sem.semaphore-gate-{pid}-");
+    let prefix = format!("sem.sem-gate-{pid}-");
     let Ok(entries) = fs::read_dir("/dev/shm") else {
         return Vec::new();
     };
@@ -91,7 +91,7 @@ fn semaphore_gate_refuses_a_zero_value() {
 
 /// Processes still running whose command line names a semaphore of this run.
 fn children_of_run(pid: u32) -> Vec<String> {
-    let mark = format!("/semaphore-gate-{pid}-");
+    let mark = format!("/sem-gate-{pid}-");
     fs::read_dir("/proc")
         .unwrap()
         .filter_map(|entry| fs::read(entry.ok()?.path().join("cmdline")).ok())
@@ -109,7 +109,7 @@ fn semaphore_gate_loses_the_permit_of_a_killed_child_and_cleans_up() {
     assert_eq!(transcript.status.code(), Some(1), "{text}");
     // Two were let in, one died: the value stays 0 with one live child inside.
     assert!(
-        text.contains("semaphore value now 0, with 1 live child inside"),
+        text.contains("sem_trywait: no permit free, with 1 live child inside"),
         "{text}"
     );
     assert!(

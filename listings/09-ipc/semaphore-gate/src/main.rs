@@ -150,16 +150,19 @@ impl Semaphore {
         Ok(Permit(self))
     }
 
-    /// The value now: how many more may enter. Only a snapshot: another
-    /// process may change it the moment after.
-    fn value(&self) -> Result<i32> {
-        let mut value = 0;
-        // SAFETY: `self.sem` is open (see `wait`), and `value` is a valid
-        // place for the one int that sem_getvalue writes.
-        if unsafe { libc::sem_getvalue(self.sem, &mut value) } != 0 {
-            return Err(io::Error::last_os_error()).context("sem_getvalue");
+    /// Takes one from the value if it is above 0, without waiting; `None`
+    /// if it is 0. Only a snapshot: another process may post the moment
+    /// after. (Linux's sem_getvalue reads the value; macOS has no such call.)
+    fn try_wait(&self) -> Result<Option<Permit<'_>>> {
+        // SAFETY: `self.sem` is open (see `wait`); sem_trywait never blocks.
+        if unsafe { libc::sem_trywait(self.sem) } == 0 {
+            return Ok(Some(Permit(self)));
         }
-        Ok(value)
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EAGAIN) {
+            return Ok(None);
+        }
+        Err(e).context("sem_trywait")
     }
 }
 
@@ -227,8 +230,10 @@ impl Drop for Children {
 
 // ANCHOR: parent
 fn parent(args: &Args) -> Result<()> {
+    // Unique to the run: the pid, and the clock's low 32 bits. Short, too:
+    // macOS refuses names longer than 31 bytes (PSEMNAMLEN).
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos();
-    let name = format!("/semaphore-gate-{}-{nanos}", process::id());
+    let name = format!("/sem-gate-{}-{:08x}", process::id(), nanos as u32);
     let semaphore = Semaphore::create(&name, args.value)?;
     println!("semaphore created with value {}", args.value);
     // All children write to one pipe: each line is one write, so the pipe
@@ -318,8 +323,11 @@ fn kill_inside(
     child.kill()?;
     let status = child.wait()?;
     println!("parent: SIGKILL to the child that entered last: {status}");
-    let value = semaphore.value()?;
-    println!("semaphore value now {value}, with 1 live child inside");
+    // A permit taken here would go back at once, when it is dropped.
+    if semaphore.try_wait()?.is_some() {
+        bail!("a permit was free after the kill");
+    }
+    println!("sem_trywait: no permit free, with 1 live child inside");
     bail!("a child died holding a permit, which is lost")
 }
 // ANCHOR_END: kill
