@@ -20,6 +20,10 @@ fn rows(text: &str) -> Vec<(String, f64)> {
 }
 
 #[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "needs Linux: PR_SET_PDEATHSIG, sigtimedwait"
+)]
 fn ipc_latency_times_every_mechanism_on_this_machine() {
     let mut run = listing("ipc-latency")
         .budget(Duration::from_secs(180))
@@ -73,6 +77,10 @@ fn ipc_latency_rejects_too_few_rounds() {
 }
 
 #[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "needs Linux: PR_SET_PDEATHSIG, sigtimedwait"
+)]
 fn ipc_latency_removes_its_folder_on_ctrl_c_and_sigterm() {
     for how in [Stop::CtrlC, Stop::Term] {
         // A million rounds per mechanism: minutes of work left when the signal comes.

@@ -2,7 +2,7 @@
 //! process (this program, started again) per mechanism echoes what the
 //! parent sends: a ping-pong of small messages, timed one round trip at a
 //! time. Median and 99th percentile, and the median as a ratio of the
-//! fastest.
+//! fastest. Linux only: PR_SET_PDEATHSIG and sigtimedwait are Linux's.
 
 use std::env;
 use std::fs::{self, File, OpenOptions};
@@ -146,6 +146,11 @@ fn end_if_stopped() {
 
 // ANCHOR: run
 fn run(rounds: u64) -> Result<()> {
+    ensure!(
+        cfg!(target_os = "linux"),
+        "this program needs Linux (PR_SET_PDEATHSIG, sigtimedwait); \
+         it runs on Linux only"
+    );
     // Before any other thread exists, so that all inherit the mask: a
     // SIGUSR1 must wait for sigwait, never kill the process.
     signals().thread_block()?;
@@ -388,12 +393,8 @@ fn echo(mechanism: Mechanism, at: &str, parent: Pid) -> Result<()> {
     // when the thread that started the child ends: the parent's main
     // thread.) If the parent died before this line, the child already
     // has another parent: stop.
-    // SAFETY: PR_SET_PDEATHSIG takes a signal number and touches no memory
-    // of this process.
-    let set = unsafe {
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
-    };
-    ensure!(set == 0, "prctl: {}", std::io::Error::last_os_error());
+    #[cfg(target_os = "linux")]
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
     ensure!(getppid() == parent, "the parent is gone");
     let path = |name: &str| Path::new(at).join(name);
     match mechanism {
@@ -505,6 +506,7 @@ fn recv_echo(
 
 /// The parent's wait for the echo, `timeout` at most: `sigtimedwait`, since
 /// a child that died sends no signal and `sigwait` would wait forever.
+#[cfg(target_os = "linux")]
 fn wait_for_signal(timeout: Duration) -> Result<Signal> {
     let glance = libc::timespec {
         tv_sec: 0,
@@ -531,6 +533,13 @@ fn wait_for_signal(timeout: Duration) -> Result<Signal> {
         }
     }
     bail!("no echo in {timeout:?}")
+}
+
+/// Never called elsewhere (`run` stops first): it lets the program compile,
+/// and `--help` work, on every Unix.
+#[cfg(not(target_os = "linux"))]
+fn wait_for_signal(_: Duration) -> Result<Signal> {
+    bail!("sigtimedwait is not on every Unix")
 }
 
 // ANCHOR: spin
