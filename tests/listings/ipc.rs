@@ -8,9 +8,10 @@ mod shared_memory;
 mod signals;
 mod sockets;
 
+use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 
-use crate::harness::Transcript;
+use crate::harness::{Transcript, listing};
 
 /// A directory a test owns, passed to the listing as `--dir`; removed when dropped.
 pub(crate) struct TestDir(PathBuf);
@@ -46,4 +47,63 @@ impl Drop for TestDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// How a test stops a listing: Ctrl-C at its terminal (SIGINT to its whole process group, its
+/// children too), or `kill -TERM` to the listing's process alone.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Stop {
+    CtrlC,
+    Term,
+}
+
+/// A listing stopped half-way by a signal.
+pub(crate) struct Stopped {
+    pub transcript: Transcript,
+    pub pid: u32,
+    /// The groups of the line the test waited for before it sent the signal.
+    pub ready: Vec<String>,
+}
+
+/// Starts `name` with `args`, waits for a line matching `ready` (the listing's files exist by
+/// then), stops it `how`, and checks that it ended as the pages say: by that very signal,
+/// re-raised once its guards have cleaned up. The listing must still be running when the
+/// signal comes; a run that finished first (status 0) says nothing about the cleanup, so it is
+/// started again, ten times at most. (After each `ready` line the listing has milliseconds
+/// of work left at least, far longer than the test takes to send the signal, unless a busy
+/// machine holds the test back.)
+pub(crate) fn stopped(name: &str, args: &[&str], ready: &str, how: Stop) -> Stopped {
+    for _ in 0..10 {
+        let mut run = listing(name).args(args).spawn();
+        let pid = run.pid();
+        let ready = run.wait_for_line(ready);
+        let signal = match how {
+            Stop::CtrlC => {
+                run.ctrl_c();
+                libc::SIGINT
+            }
+            Stop::Term => {
+                run.signal("TERM");
+                libc::SIGTERM
+            }
+        };
+        let transcript = run.finish();
+        if transcript.status.success() {
+            eprintln!("{name} finished before {how:?} came; running it again");
+            continue;
+        }
+        assert_eq!(
+            transcript.status.signal(),
+            Some(signal),
+            "{name} after {how:?}: {}\n{}",
+            transcript.status,
+            transcript.text
+        );
+        return Stopped {
+            transcript,
+            pid,
+            ready,
+        };
+    }
+    panic!("{name} finished before {how:?} came, ten times");
 }

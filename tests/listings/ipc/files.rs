@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::TestDir;
+use super::{Stop, TestDir, stopped};
 use crate::harness::{Transcript, assert_refused, assert_snapshot, listing};
 
 /// Runs `file-lock --lock <lock>` in a directory of its own; checks that the directory is
@@ -80,4 +80,14 @@ fn file_lock_reports_a_directory_that_does_not_exist() {
     assert!(!missing.exists());
     transcript.redact_matches(r"file-lock\.\d+", "file-lock.[PID]");
     assert_snapshot!(transcript, "missing-dir");
+}
+
+#[test]
+fn file_lock_removes_its_directory_on_ctrl_c_and_sigterm() {
+    for how in [Stop::CtrlC, Stop::Term] {
+        let dir = TestDir::new("file-lock-stopped");
+        let args = ["--lock", "both", "--dir", dir.arg()];
+        let run = stopped("file-lock", &args, r"^file: ", how);
+        dir.assert_empty(&run.transcript);
+    }
 }

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use super::{Stop, stopped};
 use crate::harness::{assert_refused, assert_snapshot, listing};
 
 /// The table's rows: mechanism and ratio, read from the raw output.
@@ -19,6 +20,10 @@ fn rows(text: &str) -> Vec<(String, f64)> {
 }
 
 #[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "needs Linux: PR_SET_PDEATHSIG, sigtimedwait"
+)]
 fn ipc_latency_times_every_mechanism_on_this_machine() {
     let mut run = listing("ipc-latency")
         .budget(Duration::from_secs(180))
@@ -69,4 +74,23 @@ fn ipc_latency_times_every_mechanism_on_this_machine() {
 #[test]
 fn ipc_latency_rejects_too_few_rounds() {
     assert_refused!("ipc-latency", &["--rounds", "5"], "few-rounds");
+}
+
+#[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "needs Linux: PR_SET_PDEATHSIG, sigtimedwait"
+)]
+fn ipc_latency_removes_its_folder_on_ctrl_c_and_sigterm() {
+    for how in [Stop::CtrlC, Stop::Term] {
+        // A million rounds per mechanism: minutes of work left when the signal comes.
+        let args = ["--rounds", "1000000"];
+        let run = stopped("ipc-latency", &args, r"^temporary directory: (.+)$", how);
+        let folder = std::path::Path::new(&run.ready[1]);
+        assert!(
+            !folder.exists(),
+            "{} was left behind after {how:?}",
+            folder.display()
+        );
+    }
 }

@@ -1,6 +1,6 @@
 //! Chapter 9, pipes (S7.5): `pipe-child` (anonymous) and `named-pipe` (a FIFO).
 
-use super::TestDir;
+use super::{Stop, TestDir, stopped};
 
 use crate::harness::{assert_refused, assert_snapshot, listing};
 
@@ -95,4 +95,14 @@ fn named_pipe_reader_refuses_a_path_that_is_no_fifo() {
     assert_eq!(file.status.code(), Some(1), "{}", file.text);
     assert_eq!(file.text.lines().count(), 1, "{}", file.text);
     assert_snapshot!(file, "writer-not-a-fifo");
+}
+
+#[test]
+fn named_pipe_removes_its_fifo_on_ctrl_c_and_sigterm() {
+    for how in [Stop::CtrlC, Stop::Term] {
+        let dir = TestDir::new("named-pipe-stopped");
+        let args = ["--dir", dir.arg()];
+        let run = stopped("named-pipe", &args, r"^made the FIFO ", how);
+        dir.assert_empty(&run.transcript);
+    }
 }

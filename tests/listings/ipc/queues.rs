@@ -1,5 +1,6 @@
 //! Chapter 9, queues between processes (S7.1, S7.2): src/ipc/queues.md.
 
+use super::{Stop, TestDir, stopped};
 use crate::harness::{assert_refused, assert_snapshot, listing};
 
 /// The pids after `pattern` (`started: pid `, `pid `) on each line that has it.
@@ -183,4 +184,26 @@ fn pool_queue_reports_a_failing_worker_and_reaps_the_rest() {
 #[test]
 fn pool_queue_rejects_zero_workers() {
     assert_refused!("pool-queue", &["--workers", "0"], "zero-workers");
+}
+
+/// ipc-channel's one-shot servers put their sockets in directories of their own in TMPDIR;
+/// these two listings point TMPDIR at a directory of the run's, in `--dir`.
+#[test]
+fn process_queue_leaves_no_socket_on_ctrl_c_and_sigterm() {
+    for how in [Stop::CtrlC, Stop::Term] {
+        let dir = TestDir::new("process-queue-stopped");
+        let args = ["--dir", dir.arg()];
+        let run = stopped("process-queue", &args, r"^consumer started: pid ", how);
+        dir.assert_empty(&run.transcript);
+    }
+}
+
+#[test]
+fn pool_queue_leaves_no_socket_on_ctrl_c_and_sigterm() {
+    for how in [Stop::CtrlC, Stop::Term] {
+        let dir = TestDir::new("pool-queue-stopped");
+        let args = ["--dir", dir.arg(), "--workers", "16", "--tasks", "1000"];
+        let run = stopped("pool-queue", &args, r"^pool of 16 worker processes", how);
+        dir.assert_empty(&run.transcript);
+    }
 }

@@ -1,5 +1,6 @@
 //! Chapter 9: see tests/listings/ipc.rs.
 
+use super::{Stop, stopped};
 use crate::harness::{assert_refused, assert_snapshot, listing};
 
 const TOTAL: u64 = 4 * 1_000_000;
@@ -44,4 +45,20 @@ fn shared_counter_loses_updates_only_when_load_and_store_are_separate() {
 #[test]
 fn shared_counter_rejects_a_single_process() {
     assert_refused!("shared-counter", &["--processes", "1"], "one-process");
+}
+
+#[test]
+fn shared_counter_removes_its_directory_on_ctrl_c_and_sigterm() {
+    for how in [Stop::CtrlC, Stop::Term] {
+        // 100,000,000 additions a child: the run is still counting when the signal comes.
+        let args = ["--count", "100000000"];
+        let run = stopped("shared-counter", &args, r"^shared file: (.+)$", how);
+        let file = std::path::Path::new(&run.ready[1]);
+        let dir = file.parent().unwrap();
+        assert!(
+            !dir.exists(),
+            "{} was left behind after {how:?}",
+            dir.display()
+        );
+    }
 }

@@ -3,6 +3,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use super::{Stop, TestDir, stopped};
 use crate::harness::{assert_refused, assert_snapshot, listing};
 
 /// The run directories (`unix-sockets-<pid>-<nanos>`) a listing with this pid left in `dir`.
@@ -19,6 +20,7 @@ fn left_behind(dir: &Path, pid: u32) -> Vec<PathBuf> {
 }
 
 #[test]
+#[cfg_attr(not(target_os = "linux"), ignore = "needs Linux: SO_PEERCRED")]
 fn unix_sockets_stream_datagrams_and_peer_credentials() {
     let run = listing("unix-sockets").spawn();
     let pid = run.pid();
@@ -55,6 +57,7 @@ fn unix_sockets_refuses_zero_lines() {
 }
 
 #[test]
+#[cfg_attr(not(target_os = "linux"), ignore = "needs Linux: SO_PEERCRED")]
 fn unix_sockets_reports_a_missing_directory() {
     let transcript = listing("unix-sockets")
         .args(["--dir", "/nonexistent/directory"])
@@ -66,6 +69,7 @@ fn unix_sockets_reports_a_missing_directory() {
 }
 
 #[test]
+#[cfg_attr(not(target_os = "linux"), ignore = "needs Linux: SO_PEERCRED")]
 fn unix_sockets_removes_its_directory_when_a_path_is_too_long() {
     // A socket's path must fit in 108 bytes (sun_path); this directory alone is longer.
     let scratch = std::env::temp_dir().join(format!(
@@ -96,4 +100,16 @@ fn unix_sockets_removes_its_directory_when_a_path_is_too_long() {
             .redact_matches(r"unix-sockets-\d+-\d+", "unix-sockets-[PID]-[NANOS]"),
         "path-too-long"
     );
+}
+
+#[test]
+#[cfg_attr(not(target_os = "linux"), ignore = "needs Linux: SO_PEERCRED")]
+fn unix_sockets_removes_its_sockets_on_ctrl_c_and_sigterm() {
+    for how in [Stop::CtrlC, Stop::Term] {
+        let dir = TestDir::new("unix-sockets-stopped");
+        // 100,000 datagrams: the run lasts long after the socket is bound.
+        let args = ["--dir", dir.arg(), "--datagrams", "100000"];
+        let run = stopped("unix-sockets", &args, r"^stream\.sock bound", how);
+        dir.assert_empty(&run.transcript);
+    }
 }

@@ -8,10 +8,17 @@ use std::env;
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{self, Child, ChildStdout, Command, ExitCode, Stdio};
+use std::process::{self, Child, Command, ExitCode, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, LazyLock};
+use std::thread;
+use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use clap::{Parser, Subcommand, ValueEnum};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::{flag, low_level};
 
 /// A writer and a reader process on one file, with or without a lock.
 #[derive(Parser)]
@@ -68,14 +75,46 @@ fn main() -> ExitCode {
             lock,
         }) => writer(path, *records, *lock),
         Some(Role::Reader { path, lock }) => reader(path, *lock),
-        None => run(&args),
+        None => catch_stop_signals().and_then(|()| run(&args)),
     };
+    end_if_stopped();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("file-lock: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The number of the signal that stopped the run, SIGINT (Ctrl-C) or
+/// SIGTERM; 0 until one comes.
+static STOPPED_BY: LazyLock<Arc<AtomicUsize>> = LazyLock::new(Arc::default);
+
+/// Left to their default action, SIGINT and SIGTERM end the process where
+/// it stands: no `Drop` runs, so no child is reaped and no file removed.
+/// Caught, a signal only stores its number, for `stopped` to find.
+fn catch_stop_signals() -> Result<()> {
+    for signal in [SIGINT, SIGTERM] {
+        flag::register_usize(signal, Arc::clone(&STOPPED_BY), signal as usize)?;
+    }
+    Ok(())
+}
+
+/// Fails once SIGINT or SIGTERM has come. The parent calls it in each of
+/// its waits, so that a stop unwinds like any error, through every guard.
+fn stopped() -> Result<()> {
+    match STOPPED_BY.load(Ordering::SeqCst) {
+        0 => Ok(()),
+        signal => bail!("stopped by signal {signal}"),
+    }
+}
+
+/// Called once every guard has run: a run that a signal stopped ends by
+/// that signal, as it would have uncaught (a shell sees 128 + its number).
+fn end_if_stopped() {
+    if let signal @ 1.. = STOPPED_BY.load(Ordering::SeqCst) {
+        let _ = low_level::emulate_default_handler(signal as i32);
     }
 }
 
@@ -194,8 +233,20 @@ impl Reaped {
         Ok(Reaped(child))
     }
 
-    fn lines(&mut self) -> BufReader<ChildStdout> {
-        BufReader::new(self.0.stdout.take().expect("stdout is piped"))
+    /// The child's output, line by line, read on a thread of its own: the
+    /// parent's wait for a line can then have a limit, and look for a stop
+    /// signal meanwhile.
+    fn lines(&mut self) -> Receiver<io::Result<String>> {
+        let stdout = self.0.stdout.take().expect("stdout is piped");
+        let (sender, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        lines
     }
 
     fn finish(mut self, role: &str) -> Result<()> {
@@ -217,20 +268,37 @@ impl Drop for Reaped {
 }
 
 /// Copies the child's output lines to ours until one contains `until`, or
-/// to the end; says whether it found one.
-fn relay(from: &mut impl BufRead, until: Option<&str>) -> Result<bool> {
-    let mut line = String::new();
+/// to the end; says whether it found one. It fails if the child says
+/// nothing for 10 s, and looks for a stop signal every 50 ms meanwhile.
+fn relay(
+    from: &Receiver<io::Result<String>>,
+    until: Option<&str>,
+) -> Result<bool> {
+    let mut silent = Duration::ZERO;
     loop {
-        line.clear();
-        if from.read_line(&mut line)? == 0 {
-            return Ok(false);
-        }
-        print!("{line}");
-        if until.is_some_and(|until| line.contains(until)) {
-            return Ok(true);
+        stopped()?;
+        match from.recv_timeout(GLANCE) {
+            Ok(line) => {
+                let line = line.context("cannot read a child's output")?;
+                println!("{line}");
+                if until.is_some_and(|until| line.contains(until)) {
+                    return Ok(true);
+                }
+                silent = Duration::ZERO;
+            }
+            Err(RecvTimeoutError::Disconnected) => return Ok(false),
+            Err(RecvTimeoutError::Timeout) => {
+                silent += GLANCE;
+                ensure!(silent < PATIENCE, "a child said nothing for 10 s");
+            }
         }
     }
 }
+
+/// How long a child may say nothing, and how long a wait with nothing to
+/// show lasts before it looks for a stop signal.
+const PATIENCE: Duration = Duration::from_secs(10);
+const GLANCE: Duration = Duration::from_millis(50);
 
 // ANCHOR: run
 fn run(args: &Args) -> Result<()> {
@@ -247,8 +315,8 @@ fn run(args: &Args) -> Result<()> {
         writer_args.push("--lock");
     }
     let mut writer = Reaped::start(&me, &writer_args, &path)?;
-    let mut from_writer = writer.lines();
-    if !relay(&mut from_writer, Some("half-written"))? {
+    let from_writer = writer.lines();
+    if !relay(&from_writer, Some("half-written"))? {
         bail!("the writer ended before its last record");
     }
     // Only now does the reader start: it reads while a record is half done.
@@ -257,14 +325,14 @@ fn run(args: &Args) -> Result<()> {
         reader_args.push("--lock");
     }
     let mut reader = Reaped::start(&me, &reader_args, &path)?;
-    let mut from_reader = reader.lines();
+    let from_reader = reader.lines();
     // Until the reader has read, or waits for the lock, the writer waits.
-    relay(&mut from_reader, Some("waiting"))?;
+    relay(&from_reader, Some("waiting"))?;
     let go = writer.0.stdin.as_mut().expect("stdin is piped");
     writeln!(go, "go").context("cannot tell the writer to go on")?;
-    relay(&mut from_writer, None)?;
+    relay(&from_writer, None)?;
     writer.finish("writer")?;
-    relay(&mut from_reader, None)?;
+    relay(&from_reader, None)?;
     reader.finish("reader")?;
 
     let text = fs::read_to_string(&path)?;

@@ -2,18 +2,19 @@
 //! process (this program, started again) per mechanism echoes what the
 //! parent sends: a ping-pong of small messages, timed one round trip at a
 //! time. Median and 99th percentile, and the median as a ratio of the
-//! fastest.
+//! fastest. Linux only: PR_SET_PDEATHSIG and sigtimedwait are Linux's.
 
 use std::env;
 use std::fs::{self, File, OpenOptions};
 use std::hint;
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::{UnixDatagram, UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{self, Child, Command, ExitCode, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering::Acquire, Ordering::Release};
-use std::sync::mpsc;
+use std::sync::atomic::Ordering::{Acquire, Release};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock, mpsc};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -25,6 +26,8 @@ use nix::sys::signal::{SigSet, Signal, kill};
 use nix::sys::stat::Mode;
 use nix::unistd::{Pid, getppid, mkfifo};
 use serde::{Deserialize, Serialize};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::{flag, low_level};
 
 /// Time a round trip through each way between two processes.
 #[derive(Parser)]
@@ -98,8 +101,9 @@ fn main() -> ExitCode {
             at,
             parent,
         }) => echo(mechanism, &at, Pid::from_raw(parent)),
-        None => run(args.rounds),
+        None => catch_stop_signals().and_then(|()| run(args.rounds)),
     };
+    end_if_stopped();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -109,13 +113,55 @@ fn main() -> ExitCode {
     }
 }
 
+/// The number of the signal that stopped the run, SIGINT (Ctrl-C) or
+/// SIGTERM; 0 until one comes.
+static STOPPED_BY: LazyLock<Arc<AtomicUsize>> = LazyLock::new(Arc::default);
+
+/// Left to their default action, SIGINT and SIGTERM end the process where
+/// it stands: no `Drop` runs, so no child is reaped and no file removed.
+/// Caught, a signal only stores its number, for `stopped` to find.
+fn catch_stop_signals() -> Result<()> {
+    for signal in [SIGINT, SIGTERM] {
+        flag::register_usize(signal, Arc::clone(&STOPPED_BY), signal as usize)?;
+    }
+    Ok(())
+}
+
+/// Fails once SIGINT or SIGTERM has come. The parent calls it in each of
+/// its waits, so that a stop unwinds like any error, through every guard.
+fn stopped() -> Result<()> {
+    match STOPPED_BY.load(Ordering::SeqCst) {
+        0 => Ok(()),
+        signal => bail!("stopped by signal {signal}"),
+    }
+}
+
+/// Called once every guard has run: a run that a signal stopped ends by
+/// that signal, as it would have uncaught (a shell sees 128 + its number).
+fn end_if_stopped() {
+    if let signal @ 1.. = STOPPED_BY.load(Ordering::SeqCst) {
+        let _ = low_level::emulate_default_handler(signal as i32);
+    }
+}
+
 // ANCHOR: run
 fn run(rounds: u64) -> Result<()> {
+    ensure!(
+        cfg!(target_os = "linux"),
+        "this program needs Linux (PR_SET_PDEATHSIG, sigtimedwait); \
+         it runs on Linux only"
+    );
     // Before any other thread exists, so that all inherit the mask: a
     // SIGUSR1 must wait for sigwait, never kill the process.
     signals().thread_block()?;
     let folder = TempFolder::new()?;
     println!("temporary directory: {}", folder.0.display());
+    // ipc-channel's one-shot server binds its socket in a new directory in
+    // TMPDIR, removed only when `accept` returns: in the folder, it goes
+    // with the folder even if the child never connects.
+    // SAFETY: no other thread runs yet, so none reads the environment while
+    // it changes.
+    unsafe { env::set_var("TMPDIR", &folder.0) };
     let warm_up = rounds / 10;
     println!(
         "{rounds} round trips per mechanism, after {warm_up} to warm up, \
@@ -158,6 +204,7 @@ fn time_rounds(
 ) -> Result<Vec<Duration>> {
     (0..rounds)
         .map(|i| {
+            stopped()?; // before the clock starts
             let started = Instant::now();
             round(i)?;
             Ok(started.elapsed())
@@ -250,11 +297,12 @@ fn measure(
             })?;
             socket.connect(path("child.sock"))?;
             // A child that died sends nothing more: fail, never wait forever.
-            socket.set_read_timeout(Some(Duration::from_secs(10)))?;
+            socket.set_read_timeout(Some(GLANCE))?;
             let times = time_rounds(rounds, |i| {
                 socket.send(&i.to_le_bytes())?;
                 let mut echo = [0; 8];
-                let len = socket.recv(&mut echo)?;
+                let len =
+                    recv_echo(&socket, &mut echo, Duration::from_secs(10))?;
                 ensure!(len == 8 && u64::from_le_bytes(echo) == i, "bad echo");
                 Ok(())
             })?;
@@ -306,7 +354,7 @@ fn measure(
                 let echo = spin_until(
                     &flags.pong,
                     |pong| pong == i + 1,
-                    || Instant::now() < deadline,
+                    || Instant::now() < deadline && stopped().is_ok(),
                 )?;
                 ensure!(echo == i + 1, "bad echo");
                 Ok(())
@@ -345,12 +393,8 @@ fn echo(mechanism: Mechanism, at: &str, parent: Pid) -> Result<()> {
     // when the thread that started the child ends: the parent's main
     // thread.) If the parent died before this line, the child already
     // has another parent: stop.
-    // SAFETY: PR_SET_PDEATHSIG takes a signal number and touches no memory
-    // of this process.
-    let set = unsafe {
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
-    };
-    ensure!(set == 0, "prctl: {}", std::io::Error::last_os_error());
+    #[cfg(target_os = "linux")]
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
     ensure!(getppid() == parent, "the parent is gone");
     let path = |name: &str| Path::new(at).join(name);
     match mechanism {
@@ -438,27 +482,64 @@ fn signals() -> SigSet {
     set
 }
 
-/// The parent's wait for the echo: `sigtimedwait`, since a child that died
-/// sends no signal and `sigwait` would wait forever.
-fn wait_for_signal(timeout: Duration) -> Result<Signal> {
-    let timeout = libc::timespec {
-        tv_sec: timeout.as_secs() as libc::time_t,
-        tv_nsec: timeout.subsec_nanos().into(),
-    };
-    // SAFETY: both pointers are to live values of the right types, and a
-    // null info pointer is allowed.
-    let number = unsafe {
-        libc::sigtimedwait(signals().as_ref(), std::ptr::null_mut(), &timeout)
-    };
-    if number < 0 {
-        let error = std::io::Error::last_os_error();
-        ensure!(
-            error.raw_os_error() != Some(libc::EAGAIN),
-            "no echo in time"
-        );
-        bail!("sigtimedwait: {error}");
+/// How long a wait with nothing to show lasts before it looks for a stop
+/// signal, and then waits on.
+const GLANCE: Duration = Duration::from_millis(50);
+
+/// The parent's wait for a datagram's echo, `timeout` at most: a child that
+/// died sends nothing more. The socket's read timeout is one glance. It
+/// reads no clock: every mechanism's round must cost the same two reads.
+fn recv_echo(
+    socket: &UnixDatagram,
+    echo: &mut [u8],
+    timeout: Duration,
+) -> Result<usize> {
+    for _ in 0..timeout.as_millis() / GLANCE.as_millis() {
+        match socket.recv(echo) {
+            Err(e) if e.kind() == ErrorKind::WouldBlock => stopped()?,
+            Err(e) if e.kind() == ErrorKind::Interrupted => stopped()?,
+            result => return Ok(result?),
+        }
     }
-    Ok(Signal::try_from(number)?)
+    bail!("no echo in {timeout:?}")
+}
+
+/// The parent's wait for the echo, `timeout` at most: `sigtimedwait`, since
+/// a child that died sends no signal and `sigwait` would wait forever.
+#[cfg(target_os = "linux")]
+fn wait_for_signal(timeout: Duration) -> Result<Signal> {
+    let glance = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: GLANCE.as_nanos() as libc::c_long,
+    };
+    for _ in 0..timeout.as_millis() / GLANCE.as_millis() {
+        // SAFETY: both pointers are to live values of the right types, and
+        // a null info pointer is allowed.
+        let number = unsafe {
+            libc::sigtimedwait(
+                signals().as_ref(),
+                std::ptr::null_mut(),
+                &glance,
+            )
+        };
+        if number >= 0 {
+            return Ok(Signal::try_from(number)?);
+        }
+        let error = std::io::Error::last_os_error();
+        match error.raw_os_error() {
+            // A glance without an echo, or a stop signal's handler ran.
+            Some(libc::EAGAIN | libc::EINTR) => stopped()?,
+            _ => bail!("sigtimedwait: {error}"),
+        }
+    }
+    bail!("no echo in {timeout:?}")
+}
+
+/// Never called elsewhere (`run` stops first): it lets the program compile,
+/// and `--help` work, on every Unix.
+#[cfg(not(target_os = "linux"))]
+fn wait_for_signal(_: Duration) -> Result<Signal> {
+    bail!("sigtimedwait is not on every Unix")
 }
 
 // ANCHOR: spin
@@ -548,6 +629,7 @@ impl Echo {
     fn finish(mut self) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(10);
         let status = loop {
+            stopped()?;
             if let Some(status) = self.0.try_wait()? {
                 break status;
             }
@@ -571,21 +653,26 @@ impl Drop for Echo {
 }
 
 /// Runs a call that blocks until the child does its part (opens, connects)
-/// on a thread of its own, and gives up after 10 s: a child that failed
-/// first cannot hang the parent.
+/// on a thread of its own, and gives up after 10 s, or at a stop signal: a
+/// child that failed first cannot hang the parent.
 fn within<T: Send + 'static>(
     call: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<T> {
     let (done, result) = mpsc::channel();
     thread::spawn(move || done.send(call()));
-    match result.recv_timeout(Duration::from_secs(10)) {
-        Ok(result) => result,
-        Err(_) => bail!("the child did not connect within 10 s"),
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        stopped()?;
+        match result.recv_timeout(GLANCE) {
+            Ok(result) => return result,
+            Err(_) if Instant::now() < deadline => {}
+            Err(_) => bail!("the child did not connect within 10 s"),
+        }
     }
 }
 
 /// This run's own folder for FIFOs, sockets and the shared file; removed
-/// with all of it when dropped, on success and on error.
+/// with all of it when dropped, on success, on error and on a stop signal.
 struct TempFolder(PathBuf);
 
 impl TempFolder {

@@ -8,12 +8,19 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{self, Child, ChildStdout, Command, ExitCode, Stdio};
+use std::process::{self, Child, Command, ExitCode, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, LazyLock};
+use std::thread;
+use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use clap::{Parser, Subcommand};
 use nix::sys::stat::Mode;
 use nix::unistd::mkfifo;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::{flag, low_level};
 
 /// A FIFO between two processes that did not start each other.
 #[derive(Parser)]
@@ -47,14 +54,46 @@ fn main() -> ExitCode {
     let result = match &args.role {
         Some(Role::FifoWriter { path, messages }) => writer(path, *messages),
         Some(Role::FifoReader { path }) => reader(path),
-        None => run(&args),
+        None => catch_stop_signals().and_then(|()| run(&args)),
     };
+    end_if_stopped();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("named-pipe: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The number of the signal that stopped the run, SIGINT (Ctrl-C) or
+/// SIGTERM; 0 until one comes.
+static STOPPED_BY: LazyLock<Arc<AtomicUsize>> = LazyLock::new(Arc::default);
+
+/// Left to their default action, SIGINT and SIGTERM end the process where
+/// it stands: no `Drop` runs, so no child is reaped and no file removed.
+/// Caught, a signal only stores its number, for `stopped` to find.
+fn catch_stop_signals() -> Result<()> {
+    for signal in [SIGINT, SIGTERM] {
+        flag::register_usize(signal, Arc::clone(&STOPPED_BY), signal as usize)?;
+    }
+    Ok(())
+}
+
+/// Fails once SIGINT or SIGTERM has come. The parent calls it in each of
+/// its waits, so that a stop unwinds like any error, through every guard.
+fn stopped() -> Result<()> {
+    match STOPPED_BY.load(Ordering::SeqCst) {
+        0 => Ok(()),
+        signal => bail!("stopped by signal {signal}"),
+    }
+}
+
+/// Called once every guard has run: a run that a signal stopped ends by
+/// that signal, as it would have uncaught (a shell sees 128 + its number).
+fn end_if_stopped() {
+    if let signal @ 1.. = STOPPED_BY.load(Ordering::SeqCst) {
+        let _ = low_level::emulate_default_handler(signal as i32);
     }
 }
 
@@ -137,8 +176,20 @@ impl Reaped {
         Ok(Reaped(child))
     }
 
-    fn lines(&mut self) -> BufReader<ChildStdout> {
-        BufReader::new(self.0.stdout.take().expect("stdout is piped"))
+    /// The child's output, line by line, read on a thread of its own: the
+    /// parent's wait for a line can then have a limit, and look for a stop
+    /// signal meanwhile.
+    fn lines(&mut self) -> Receiver<io::Result<String>> {
+        let stdout = self.0.stdout.take().expect("stdout is piped");
+        let (sender, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        lines
     }
 
     fn finish(mut self, role: &str) -> Result<()> {
@@ -160,20 +211,37 @@ impl Drop for Reaped {
 }
 
 /// Copies the child's output lines to ours until one contains `until`, or
-/// to the end; says whether it found one.
-fn relay(from: &mut impl BufRead, until: Option<&str>) -> Result<bool> {
-    let mut line = String::new();
+/// to the end; says whether it found one. It fails if the child says
+/// nothing for 10 s, and looks for a stop signal every 50 ms meanwhile.
+fn relay(
+    from: &Receiver<io::Result<String>>,
+    until: Option<&str>,
+) -> Result<bool> {
+    let mut silent = Duration::ZERO;
     loop {
-        line.clear();
-        if from.read_line(&mut line)? == 0 {
-            return Ok(false);
-        }
-        print!("{line}");
-        if until.is_some_and(|until| line.contains(until)) {
-            return Ok(true);
+        stopped()?;
+        match from.recv_timeout(GLANCE) {
+            Ok(line) => {
+                let line = line.context("cannot read a child's output")?;
+                println!("{line}");
+                if until.is_some_and(|until| line.contains(until)) {
+                    return Ok(true);
+                }
+                silent = Duration::ZERO;
+            }
+            Err(RecvTimeoutError::Disconnected) => return Ok(false),
+            Err(RecvTimeoutError::Timeout) => {
+                silent += GLANCE;
+                ensure!(silent < PATIENCE, "a child said nothing for 10 s");
+            }
         }
     }
 }
+
+/// How long a child may say nothing, and how long a wait with nothing to
+/// show lasts before it looks for a stop signal.
+const PATIENCE: Duration = Duration::from_secs(10);
+const GLANCE: Duration = Duration::from_millis(50);
 
 // ANCHOR: run
 fn run(args: &Args) -> Result<()> {
@@ -203,18 +271,18 @@ fn run(args: &Args) -> Result<()> {
     let messages = args.messages.to_string();
     let writer_args = ["fifo-writer", fifo, "--messages", &messages];
     let mut writer = Reaped::start(&me, &writer_args)?;
-    let mut from_writer = writer.lines();
-    if !relay(&mut from_writer, Some("waits for a reader"))? {
+    let from_writer = writer.lines();
+    if !relay(&from_writer, Some("waits for a reader"))? {
         bail!("the writer ended before it opened the FIFO");
     }
     let mut reader = Reaped::start(&me, &["fifo-reader", fifo])?;
-    let mut from_reader = reader.lines();
+    let from_reader = reader.lines();
     // Each relay waits for a line that the other side's progress implies:
     // the reader's open returns only once the writer's open does too.
-    relay(&mut from_reader, Some("opened"))?;
-    relay(&mut from_writer, None)?;
+    relay(&from_reader, Some("opened"))?;
+    relay(&from_writer, None)?;
     writer.finish("writer")?;
-    relay(&mut from_reader, None)?;
+    relay(&from_reader, None)?;
     reader.finish("reader")?;
 
     let shown = dir.0.display().to_string();

@@ -6,9 +6,11 @@
 
 use std::collections::BTreeMap;
 use std::env;
-use std::path::Path;
+use std::fs;
+use std::path::{Path, PathBuf};
 use std::process::{self, Child, Command, ExitCode, ExitStatus};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -17,6 +19,8 @@ use clap::{Parser, Subcommand};
 use ipc_channel::ipc::{self, IpcOneShotServer, IpcReceiver, IpcSender};
 use ipc_channel::{IpcError, TryRecvError};
 use serde::{Deserialize, Serialize};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::{flag, low_level};
 
 /// A pool of worker processes that report into one queue.
 #[derive(Parser)]
@@ -34,6 +38,9 @@ struct Args {
     /// Make the worker that gets this task fail on it.
     #[arg(long)]
     fail_task: Option<u32>,
+    /// Where to make this run's own directory, for ipc-channel's sockets.
+    #[arg(long, default_value_os_t = env::temp_dir())]
+    dir: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -69,14 +76,46 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let result = match &args.role {
         Some(Role::Worker { server }) => worker(server),
-        None => pool(&args),
+        None => catch_stop_signals().and_then(|()| pool(&args)),
     };
+    end_if_stopped();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("pool-queue: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The number of the signal that stopped the run, SIGINT (Ctrl-C) or
+/// SIGTERM; 0 until one comes.
+static STOPPED_BY: LazyLock<Arc<AtomicUsize>> = LazyLock::new(Arc::default);
+
+/// Left to their default action, SIGINT and SIGTERM end the process where
+/// it stands: no `Drop` runs, so no child is reaped and no file removed.
+/// Caught, a signal only stores its number, for `stopped` to find.
+fn catch_stop_signals() -> Result<()> {
+    for signal in [SIGINT, SIGTERM] {
+        flag::register_usize(signal, Arc::clone(&STOPPED_BY), signal as usize)?;
+    }
+    Ok(())
+}
+
+/// Fails once SIGINT or SIGTERM has come. The parent calls it in each of
+/// its waits, so that a stop unwinds like any error, through every guard.
+fn stopped() -> Result<()> {
+    match STOPPED_BY.load(Ordering::SeqCst) {
+        0 => Ok(()),
+        signal => bail!("stopped by signal {signal}"),
+    }
+}
+
+/// Called once every guard has run: a run that a signal stopped ends by
+/// that signal, as it would have uncaught (a shell sees 128 + its number).
+fn end_if_stopped() {
+    if let signal @ 1.. = STOPPED_BY.load(Ordering::SeqCst) {
+        let _ = low_level::emulate_default_handler(signal as i32);
     }
 }
 
@@ -119,6 +158,12 @@ impl Drop for Worker {
 // ANCHOR: pool
 fn pool(args: &Args) -> Result<()> {
     let me = env::current_exe().context("cannot find this program")?;
+    // ipc-channel's one-shot servers go in the run's own directory (see
+    // process-queue): dropped last, after the workers.
+    let dir = RunDir::create(&args.dir)?;
+    // SAFETY: no other thread runs yet, so none reads the environment while
+    // it changes.
+    unsafe { env::set_var("TMPDIR", &dir.0) };
     // The shared queue. The pool keeps the receiver, and gives each worker
     // a clone of the sender.
     let (results, queue) = ipc::channel::<Report>()?;
@@ -148,12 +193,16 @@ fn pool(args: &Args) -> Result<()> {
     let mut reports = Vec::new();
     let deadline = Instant::now() + PATIENCE;
     loop {
+        stopped()?;
         let left = deadline.saturating_duration_since(Instant::now());
-        match queue.try_recv_timeout(left) {
+        match queue.try_recv_timeout(left.min(Duration::from_millis(50))) {
             Ok(report) => reports.push(report),
             // Every clone of the sender is gone: every worker has ended.
             Err(TryRecvError::IpcError(IpcError::Disconnected)) => break,
-            Err(TryRecvError::Empty) => bail!("no report in {PATIENCE:?}"),
+            Err(TryRecvError::Empty) if left.is_zero() => {
+                bail!("no report in {PATIENCE:?}")
+            }
+            Err(TryRecvError::Empty) => {}
             Err(e) => return Err(e).context("cannot read the queue"),
         }
     }
@@ -165,6 +214,7 @@ fn pool(args: &Args) -> Result<()> {
             failed.push(format!("pid {pid}, {}", describe(status)));
         }
     }
+    stopped()?; // workers killed by Ctrl-C are not worth a report
     check(args, &pids, reports, &failed)
 }
 // ANCHOR_END: pool
@@ -240,6 +290,7 @@ fn start_worker(
     thread::spawn(move || accepted.send(server.accept()));
     let deadline = Instant::now() + PATIENCE;
     let hand_over = loop {
+        stopped()?;
         match hello.recv_timeout(Duration::from_millis(50)) {
             Ok(Ok((_, hand_over))) => break hand_over,
             Ok(Err(e)) => bail!("a worker did not connect: {e}"),
@@ -262,6 +313,27 @@ fn start_worker(
     hand_over.send(setup).context("cannot set up a worker")?;
     worker.tasks = Some(tasks);
     Ok(worker)
+}
+
+/// This run's own directory, removed with all it holds when dropped: on
+/// every path out of `pool`, errors and signals included.
+struct RunDir(PathBuf);
+
+impl RunDir {
+    fn create(parent: &Path) -> Result<RunDir> {
+        let path = parent.join(format!("pool-queue.{}", process::id()));
+        fs::create_dir(&path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        Ok(RunDir(path))
+    }
+}
+
+impl Drop for RunDir {
+    fn drop(&mut self) {
+        if let Err(e) = fs::remove_dir_all(&self.0) {
+            eprintln!("pool-queue: cannot remove {}: {e}", self.0.display());
+        }
+    }
 }
 
 /// How a worker ended, in words.

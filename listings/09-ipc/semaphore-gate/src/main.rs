@@ -8,12 +8,15 @@ use std::env;
 use std::ffi::CString;
 use std::io::{self, BufRead, BufReader, Write};
 use std::process::{self, Child, ChildStdin, Command, ExitCode, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock, mpsc};
 use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail, ensure};
 use clap::{Parser, Subcommand};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::{flag, low_level};
 
 /// Let child processes through a section guarded by a named semaphore.
 #[derive(Parser)]
@@ -44,14 +47,46 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let result = match &args.role {
         Some(Role::Child { name, number }) => child(name, *number),
-        None => parent(&args),
+        None => catch_stop_signals().and_then(|()| parent(&args)),
     };
+    end_if_stopped();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("semaphore-gate: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The number of the signal that stopped the run, SIGINT (Ctrl-C) or
+/// SIGTERM; 0 until one comes.
+static STOPPED_BY: LazyLock<Arc<AtomicUsize>> = LazyLock::new(Arc::default);
+
+/// Left to their default action, SIGINT and SIGTERM end the process where
+/// it stands: no `Drop` runs, so no child is reaped and no file removed.
+/// Caught, a signal only stores its number, for `stopped` to find.
+fn catch_stop_signals() -> Result<()> {
+    for signal in [SIGINT, SIGTERM] {
+        flag::register_usize(signal, Arc::clone(&STOPPED_BY), signal as usize)?;
+    }
+    Ok(())
+}
+
+/// Fails once SIGINT or SIGTERM has come. The parent calls it in each of
+/// its waits, so that a stop unwinds like any error, through every guard.
+fn stopped() -> Result<()> {
+    match STOPPED_BY.load(Ordering::SeqCst) {
+        0 => Ok(()),
+        signal => bail!("stopped by signal {signal}"),
+    }
+}
+
+/// Called once every guard has run: a run that a signal stopped ends by
+/// that signal, as it would have uncaught (a shell sees 128 + its number).
+fn end_if_stopped() {
+    if let signal @ 1.. = STOPPED_BY.load(Ordering::SeqCst) {
+        let _ = low_level::emulate_default_handler(signal as i32);
     }
 }
 
@@ -115,16 +150,19 @@ impl Semaphore {
         Ok(Permit(self))
     }
 
-    /// The value now: how many more may enter. Only a snapshot: another
-    /// process may change it the moment after.
-    fn value(&self) -> Result<i32> {
-        let mut value = 0;
-        // SAFETY: `self.sem` is open (see `wait`), and `value` is a valid
-        // place for the one int that sem_getvalue writes.
-        if unsafe { libc::sem_getvalue(self.sem, &mut value) } != 0 {
-            return Err(io::Error::last_os_error()).context("sem_getvalue");
+    /// Takes one from the value if it is above 0, without waiting; `None`
+    /// if it is 0. Only a snapshot: another process may post the moment
+    /// after. (Linux's sem_getvalue reads the value; macOS has no such call.)
+    fn try_wait(&self) -> Result<Option<Permit<'_>>> {
+        // SAFETY: `self.sem` is open (see `wait`); sem_trywait never blocks.
+        if unsafe { libc::sem_trywait(self.sem) } == 0 {
+            return Ok(Some(Permit(self)));
         }
-        Ok(value)
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EAGAIN) {
+            return Ok(None);
+        }
+        Err(e).context("sem_trywait")
     }
 }
 
@@ -192,8 +230,10 @@ impl Drop for Children {
 
 // ANCHOR: parent
 fn parent(args: &Args) -> Result<()> {
+    // Unique to the run: the pid, and the clock's low 32 bits. Short, too:
+    // macOS refuses names longer than 31 bytes (PSEMNAMLEN).
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos();
-    let name = format!("/semaphore-gate-{}-{nanos}", process::id());
+    let name = format!("/sem-gate-{}-{:08x}", process::id(), nanos as u32);
     let semaphore = Semaphore::create(&name, args.value)?;
     println!("semaphore created with value {}", args.value);
     // All children write to one pipe: each line is one write, so the pipe
@@ -225,6 +265,7 @@ fn parent(args: &Args) -> Result<()> {
     let mut inside: VecDeque<u32> = VecDeque::new();
     let (mut left, mut most, mut released) = (0, 0, None);
     while left < args.children {
+        stopped()?;
         let line = lines
             .recv_timeout(Duration::from_secs(10))
             .context("no child entered or left for 10 s")??;
@@ -282,8 +323,11 @@ fn kill_inside(
     child.kill()?;
     let status = child.wait()?;
     println!("parent: SIGKILL to the child that entered last: {status}");
-    let value = semaphore.value()?;
-    println!("semaphore value now {value}, with 1 live child inside");
+    // A permit taken here would go back at once, when it is dropped.
+    if semaphore.try_wait()?.is_some() {
+        bail!("a permit was free after the kill");
+    }
+    println!("sem_trywait: no permit free, with 1 live child inside");
     bail!("a child died holding a permit, which is lost")
 }
 // ANCHOR_END: kill

@@ -8,13 +8,16 @@ use std::env;
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::process::{self, Child, Command, ExitCode};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering, Ordering::Relaxed};
+use std::sync::{Arc, LazyLock};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail, ensure};
 use clap::{Parser, Subcommand, ValueEnum};
 use memmap2::MmapRaw;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::{flag, low_level};
 
 /// Child processes add to one counter in shared memory.
 #[derive(Parser)]
@@ -60,14 +63,46 @@ fn main() -> ExitCode {
             processes,
             count,
         }) => add(file, *way, *processes, *count),
-        None => run(&args),
+        None => catch_stop_signals().and_then(|()| run(&args)),
     };
+    end_if_stopped();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("shared-counter: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The number of the signal that stopped the run, SIGINT (Ctrl-C) or
+/// SIGTERM; 0 until one comes.
+static STOPPED_BY: LazyLock<Arc<AtomicUsize>> = LazyLock::new(Arc::default);
+
+/// Left to their default action, SIGINT and SIGTERM end the process where
+/// it stands: no `Drop` runs, so no child is reaped and no file removed.
+/// Caught, a signal only stores its number, for `stopped` to find.
+fn catch_stop_signals() -> Result<()> {
+    for signal in [SIGINT, SIGTERM] {
+        flag::register_usize(signal, Arc::clone(&STOPPED_BY), signal as usize)?;
+    }
+    Ok(())
+}
+
+/// Fails once SIGINT or SIGTERM has come. The parent calls it in each of
+/// its waits, so that a stop unwinds like any error, through every guard.
+fn stopped() -> Result<()> {
+    match STOPPED_BY.load(Ordering::SeqCst) {
+        0 => Ok(()),
+        signal => bail!("stopped by signal {signal}"),
+    }
+}
+
+/// Called once every guard has run: a run that a signal stopped ends by
+/// that signal, as it would have uncaught (a shell sees 128 + its number).
+fn end_if_stopped() {
+    if let signal @ 1.. = STOPPED_BY.load(Ordering::SeqCst) {
+        let _ = low_level::emulate_default_handler(signal as i32);
     }
 }
 
@@ -183,6 +218,7 @@ fn run(args: &Args) -> Result<()> {
 
 /// Starts the children on a fresh, zeroed file; returns the final count.
 fn in_children(dir: &TempDir, way: Way, args: &Args) -> Result<u64> {
+    stopped()?;
     let path = dir.0.join("counter");
     let file = File::create(&path).context("cannot create the file")?;
     // A new file's bytes read as zeros: both counters start at 0.
@@ -244,24 +280,37 @@ impl Drop for TempDir {
 }
 
 /// Children that are all reaped: waited for by `wait_all`, or, if an error
-/// comes first, killed and waited for when dropped.
+/// or a stop signal comes first, killed and waited for when dropped.
 struct Children(Vec<Child>);
 
 impl Children {
+    /// `wait` would block until a child has done its whole count, deaf to
+    /// a stop signal meanwhile: this polls with `try_wait` instead, and
+    /// looks for one every 10 ms.
     fn wait_all(&mut self) -> Result<()> {
-        while let Some(mut child) = self.0.pop() {
-            let status = child.wait().context("cannot wait for a child")?;
-            if !status.success() {
-                bail!("a child failed ({status})");
+        loop {
+            stopped()?;
+            let mut running = 0;
+            for child in &mut self.0 {
+                match child.try_wait()? {
+                    None => running += 1,
+                    Some(status) => {
+                        ensure!(status.success(), "a child failed ({status})")
+                    }
+                }
             }
+            if running == 0 {
+                return Ok(());
+            }
+            thread::sleep(Duration::from_millis(10));
         }
-        Ok(())
     }
 }
 
 impl Drop for Children {
     fn drop(&mut self) {
         for child in &mut self.0 {
+            // A child already reaped gets no signal: std keeps its status.
             let _ = child.kill();
             let _ = child.wait();
         }

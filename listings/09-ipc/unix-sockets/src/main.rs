@@ -1,22 +1,27 @@
 //! S7.4: sockets between two processes on one machine. A parent and a child
 //! (this program, started again) talk over Unix domain sockets, a stream one
 //! and a datagram one, bound in a directory unique to the run that is always
-//! removed, also on error.
+//! removed, also on error, Ctrl-C or SIGTERM. Linux only: it asks for the
+//! peer's credentials with SO_PEERCRED.
 
 use std::env;
 use std::fs::{self, DirBuilder};
 use std::io::{BufRead, BufReader, ErrorKind, Write};
+#[cfg(target_os = "linux")]
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
-use std::os::unix::net::{UnixDatagram, UnixListener, UnixStream};
+use std::os::unix::net::{SocketAddr, UnixDatagram, UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{self, Child, Command, ExitCode};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock, mpsc};
 use std::thread;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail, ensure};
 use clap::{Parser, Subcommand};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::{flag, low_level};
 
 /// Talk to a child process over Unix domain sockets.
 #[derive(Parser)]
@@ -53,6 +58,10 @@ enum Role {
 /// How long any one receive may wait for the other process.
 const PATIENCE: Duration = Duration::from_secs(10);
 
+/// How long a wait with nothing to show lasts before it looks for a stop
+/// signal, and then waits on.
+const GLANCE: Duration = Duration::from_millis(50);
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let result = match &args.role {
@@ -62,14 +71,46 @@ fn main() -> ExitCode {
         Some(Role::DatagramChild { socket, me, count }) => {
             datagram_child(socket, me, *count)
         }
-        None => parent(&args),
+        None => catch_stop_signals().and_then(|()| parent(&args)),
     };
+    end_if_stopped();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("unix-sockets: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The number of the signal that stopped the run, SIGINT (Ctrl-C) or
+/// SIGTERM; 0 until one comes.
+static STOPPED_BY: LazyLock<Arc<AtomicUsize>> = LazyLock::new(Arc::default);
+
+/// Left to their default action, SIGINT and SIGTERM end the process where
+/// it stands: no `Drop` runs, so no child is reaped and no file removed.
+/// Caught, a signal only stores its number, for `stopped` to find.
+fn catch_stop_signals() -> Result<()> {
+    for signal in [SIGINT, SIGTERM] {
+        flag::register_usize(signal, Arc::clone(&STOPPED_BY), signal as usize)?;
+    }
+    Ok(())
+}
+
+/// Fails once SIGINT or SIGTERM has come. The parent calls it in each of
+/// its waits, so that a stop unwinds like any error, through every guard.
+fn stopped() -> Result<()> {
+    match STOPPED_BY.load(Ordering::SeqCst) {
+        0 => Ok(()),
+        signal => bail!("stopped by signal {signal}"),
+    }
+}
+
+/// Called once every guard has run: a run that a signal stopped ends by
+/// that signal, as it would have uncaught (a shell sees 128 + its number).
+fn end_if_stopped() {
+    if let signal @ 1.. = STOPPED_BY.load(Ordering::SeqCst) {
+        let _ = low_level::emulate_default_handler(signal as i32);
     }
 }
 
@@ -138,6 +179,10 @@ impl Drop for Reaped {
 }
 
 fn parent(args: &Args) -> Result<()> {
+    ensure!(
+        cfg!(target_os = "linux"),
+        "this program needs Linux (SO_PEERCRED); it runs on Linux only"
+    );
     let dir = RunDir::create(&args.dir)?;
     let mode = fs::metadata(&dir.0)?.permissions().mode() & 0o777;
     println!("run directory created, mode {mode:o}: only this user gets in");
@@ -178,6 +223,7 @@ fn stream(dir: &Path, lines: u32) -> Result<()> {
     let mut writer = &connection;
     let mut line = String::new();
     loop {
+        stopped()?;
         line.clear();
         if reader.read_line(&mut line).context("cannot read a line")? == 0 {
             break; // the child closed its end
@@ -190,22 +236,28 @@ fn stream(dir: &Path, lines: u32) -> Result<()> {
 }
 // ANCHOR_END: stream
 
-/// Accepts one connection, or fails if the child ends or time runs out
-/// first: `accept` has no timeout, so it waits on a thread of its own.
+/// Accepts one connection, or fails if time runs out or a stop signal
+/// comes first: `accept` has no timeout, so it waits on a thread of its own.
 fn accept(listener: UnixListener, child: &Reaped) -> Result<UnixStream> {
     let (sender, accepted) = mpsc::channel();
     thread::spawn(move || sender.send(listener.accept()));
-    match accepted.recv_timeout(PATIENCE) {
-        Ok(Ok((connection, _))) => Ok(connection),
-        Ok(Err(e)) => Err(e).context("cannot accept"),
-        Err(_) => bail!("child pid {} did not connect", child.id()),
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        stopped()?;
+        match accepted.recv_timeout(GLANCE) {
+            Ok(Ok((connection, _))) => return Ok(connection),
+            Ok(Err(e)) => return Err(e).context("cannot accept"),
+            Err(_) if Instant::now() < deadline => {}
+            Err(_) => bail!("child pid {} did not connect", child.id()),
+        }
     }
 }
 
 // ANCHOR: peer
 /// The pid and uid of the process at the other end, from the kernel
-/// (SO_PEERCRED). std's `UnixStream::peer_cred` does this, but is not
-/// stable yet.
+/// (SO_PEERCRED, Linux's). std's `UnixStream::peer_cred` does this, but is
+/// not stable yet.
+#[cfg(target_os = "linux")]
 fn peer_credentials(connection: &UnixStream) -> Result<(u32, u32)> {
     let mut credentials = libc::ucred {
         pid: 0,
@@ -236,6 +288,13 @@ fn peer_credentials(connection: &UnixStream) -> Result<(u32, u32)> {
 }
 // ANCHOR_END: peer
 
+/// Never called elsewhere (`parent` stops first): it lets the program
+/// compile, and `--help` work, on every Unix.
+#[cfg(not(target_os = "linux"))]
+fn peer_credentials(_: &UnixStream) -> Result<(u32, u32)> {
+    bail!("SO_PEERCRED is Linux's")
+}
+
 fn stream_child(socket: &Path, lines: u32) -> Result<()> {
     let connection = UnixStream::connect(socket)
         .with_context(|| format!("cannot connect to {}", socket.display()))?;
@@ -264,7 +323,7 @@ fn datagrams(dir: &Path, count: u32) -> Result<()> {
     let path = dir.join("parent.dgram");
     let socket = UnixDatagram::bind(&path)
         .with_context(|| format!("cannot bind {}", path.display()))?;
-    socket.set_read_timeout(Some(PATIENCE))?;
+    socket.set_read_timeout(Some(GLANCE))?;
     let child_path = dir.join("child.dgram");
     let count_arg = count.to_string();
     let child = Reaped::spawn(&[
@@ -276,13 +335,8 @@ fn datagrams(dir: &Path, count: u32) -> Result<()> {
     let mut buffer = vec![0; 64 * 1024];
     let mut sender = None;
     for expected in 0..count {
-        let (length, from) = match socket.recv_from(&mut buffer) {
-            Ok(received) => received,
-            Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                bail!("datagram {expected} did not come in {PATIENCE:?}")
-            }
-            Err(e) => return Err(e).context("cannot receive"),
-        };
+        let (length, from) = receive(&socket, &mut buffer)
+            .with_context(|| format!("datagram {expected}"))?;
         let bytes = &buffer[..length];
         ensure!(bytes == datagram(expected), "datagram {expected} differs");
         if expected < 4 {
@@ -297,6 +351,26 @@ fn datagrams(dir: &Path, count: u32) -> Result<()> {
     println!("parent replies to {file_name}");
     socket.send_to(format!("got {count}").as_bytes(), &sender)?;
     child.finish()
+}
+
+/// Receives one datagram. The socket's read timeout is a glance: between
+/// two, it looks for a stop signal, for PATIENCE in all.
+fn receive(
+    socket: &UnixDatagram,
+    buffer: &mut [u8],
+) -> Result<(usize, SocketAddr)> {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        stopped()?;
+        match socket.recv_from(buffer) {
+            Ok(received) => return Ok(received),
+            Err(e) if e.kind() != ErrorKind::WouldBlock => {
+                return Err(e).context("cannot receive");
+            }
+            Err(_) if Instant::now() < deadline => {}
+            Err(_) => bail!("nothing came in {PATIENCE:?}"),
+        }
+    }
 }
 
 fn datagram_child(socket: &Path, me: &Path, count: u32) -> Result<()> {
