@@ -111,8 +111,8 @@ impl Listing {
         let (reader, writer) = std::io::pipe().expect("cannot create a pipe");
         let mut command = Command::new(&binary);
         let file_limit = self.file_limit.map(|limit| libc::rlimit {
-            rlim_cur: limit,
-            rlim_max: limit,
+            rlim_cur: limit as libc::rlim_t,
+            rlim_max: limit as libc::rlim_t,
         });
         // SAFETY: between fork and exec only async-signal-safe calls are allowed, and
         // signal and setrlimit are; `file_limit` is a plain value copied into the closure.

@@ -20,22 +20,22 @@ pub fn raise_file_limit(need: u64) -> Result<u64> {
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
         return Err(io::Error::last_os_error()).context("getrlimit");
     }
-    if limit.rlim_max < need {
+    // Linux caps the hard limit at fs.nr_open, so it is never infinite here.
+    let hard = u64::try_from(limit.rlim_max).unwrap_or(u64::MAX);
+    if hard < need {
         bail!(
-            "{need} open files are needed, and this machine's hard limit is {}: \
-             only root raises it (ulimit -Hn, LimitNOFILE= for a systemd \
-             service, docker run --ulimit nofile=...); or ask for fewer \
-             connections",
-            limit.rlim_max
+            "{need} open files are needed, and this machine's hard limit is \
+             {hard}: only root raises it (ulimit -Hn, LimitNOFILE= for a \
+             systemd service, docker run --ulimit nofile=...); or ask for \
+             fewer connections"
         );
     }
-    // Linux caps the hard limit at fs.nr_open, so it is never infinite here.
     limit.rlim_cur = limit.rlim_max;
     // SAFETY: setrlimit only reads the struct we pass.
     if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
         return Err(io::Error::last_os_error()).context("setrlimit");
     }
-    Ok(limit.rlim_cur)
+    Ok(hard)
 }
 // ANCHOR_END: limit
 
