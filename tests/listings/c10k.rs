@@ -35,7 +35,9 @@ fn hard_file_limit() -> u64 {
     // SAFETY: getrlimit writes the struct we pass, which outlives the call.
     let got = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
     assert_eq!(got, 0, "getrlimit: {}", std::io::Error::last_os_error());
-    u64::try_from(limit.rlim_max).unwrap_or(u64::MAX)
+    #[allow(clippy::useless_conversion, reason = "rlim_t is i64 on FreeBSD")]
+    let hard = u64::try_from(limit.rlim_max).unwrap_or(u64::MAX);
+    hard
 }
 
 #[test]

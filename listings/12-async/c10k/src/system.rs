@@ -21,6 +21,7 @@ pub fn raise_file_limit(need: u64) -> Result<u64> {
         return Err(io::Error::last_os_error()).context("getrlimit");
     }
     // Linux caps the hard limit at fs.nr_open, so it is never infinite here.
+    #[allow(clippy::useless_conversion, reason = "rlim_t is i64 on FreeBSD")]
     let hard = u64::try_from(limit.rlim_max).unwrap_or(u64::MAX);
     if hard < need {
         bail!(
