@@ -556,8 +556,20 @@ fn signal_number(name: &str) -> Option<libc::c_int> {
         "CONT" => libc::SIGCONT,
         "USR1" => libc::SIGUSR1,
         "USR2" => libc::SIGUSR2,
+        "ABRT" => libc::SIGABRT,
+        "SEGV" => libc::SIGSEGV,
         _ => return None,
     })
+}
+
+/// A signal's name as `kill -l` gives it, with the SIG prefix: `SIGINT`.
+fn signal_name(signal: libc::c_int) -> String {
+    [
+        "INT", "TERM", "QUIT", "HUP", "KILL", "STOP", "CONT", "USR1", "USR2", "ABRT", "SEGV",
+    ]
+    .into_iter()
+    .find(|&name| signal_number(name) == Some(signal))
+    .map_or_else(|| format!("signal {signal}"), |name| format!("SIG{name}"))
 }
 
 /// The processes of process group `group`, other than its leader, that have not exited
@@ -678,11 +690,14 @@ impl Transcript {
             shown.push('\n');
         }
         if !self.status.success() {
-            let code = self
-                .status
-                .code()
-                .map_or("a signal".into(), |c| c.to_string());
-            shown.push_str(&format!("[exit status: {code}]\n"));
+            use std::os::unix::process::ExitStatusExt;
+            match (self.status.code(), self.status.signal()) {
+                (Some(code), _) => shown.push_str(&format!("[exit status: {code}]\n")),
+                (None, Some(signal)) => {
+                    shown.push_str(&format!("[killed by {}]\n", signal_name(signal)))
+                }
+                (None, None) => shown.push_str("[exit status: unknown]\n"),
+            }
         }
         let shown = redact(&apply(&self.redactions, &shown));
         let snapshots = workspace_root().join("tests/snapshots");

@@ -9,9 +9,9 @@ mod signals;
 mod sockets;
 
 use std::os::unix::process::ExitStatusExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use crate::harness::{Transcript, listing};
+use crate::harness::{Transcript, assert_refused, assert_snapshot, listing};
 
 /// A directory a test owns, passed to the listing as `--dir`; removed when dropped.
 pub(crate) struct TestDir(PathBuf);
@@ -106,4 +106,86 @@ pub(crate) fn stopped(name: &str, args: &[&str], ready: &str, how: Stop) -> Stop
         };
     }
     panic!("{name} finished before {how:?} came, ten times");
+}
+
+/// `ctrl-c-cleanup` (the chapter's first page): its directory, made under `dir`, and the run.
+fn ctrl_c_cleanup(dir: &TestDir, wait: &str) -> (crate::harness::Run, PathBuf) {
+    let mut run = listing("ctrl-c-cleanup")
+        .args(["--dir", dir.arg(), "--wait", wait])
+        .spawn();
+    let made = PathBuf::from(&run.wait_for_line(r"^made (.+)$")[1]);
+    run.wait_for_line(r"^waiting \d+ s");
+    (run, made)
+}
+
+/// Its directory and the pid in its name, as the snapshot shows them.
+fn redact_run_dir(transcript: &mut Transcript, dir: &TestDir) {
+    transcript.redact_matches(&regex::escape(dir.arg()), "[TMP]");
+    transcript.redact_matches(r"ctrl-c-cleanup\.\d+", "ctrl-c-cleanup.[PID]");
+}
+
+#[test]
+fn ctrl_c_cleanup_removes_its_directory_on_ctrl_c() {
+    let dir = TestDir::new("ctrl-c-cleanup-int");
+    // A minute's wait: the Ctrl-C comes long before it ends, on any machine.
+    let (run, made) = ctrl_c_cleanup(&dir, "60");
+    assert!(Path::new(&made).join("data.txt").is_file(), "{made:?}");
+    run.ctrl_c();
+    let mut transcript = run.finish();
+    // Ended by the signal, re-raised after the guard removed the directory.
+    assert_eq!(
+        transcript.status.signal(),
+        Some(libc::SIGINT),
+        "{}",
+        transcript.text
+    );
+    assert!(!made.exists(), "{}", transcript.text);
+    dir.assert_empty(&transcript);
+    redact_run_dir(&mut transcript, &dir);
+    assert_snapshot!(transcript, "ctrl-c");
+}
+
+#[test]
+fn ctrl_c_cleanup_removes_its_directory_on_sigterm() {
+    let dir = TestDir::new("ctrl-c-cleanup-term");
+    let (run, made) = ctrl_c_cleanup(&dir, "60");
+    run.signal("TERM");
+    let transcript = run.finish();
+    assert_eq!(
+        transcript.status.signal(),
+        Some(libc::SIGTERM),
+        "{}",
+        transcript.text
+    );
+    assert!(!made.exists(), "{}", transcript.text);
+    dir.assert_empty(&transcript);
+}
+
+#[test]
+fn ctrl_c_cleanup_removes_its_directory_after_its_wait() {
+    let dir = TestDir::new("ctrl-c-cleanup-wait");
+    let (run, made) = ctrl_c_cleanup(&dir, "0");
+    let mut transcript = run.finish();
+    assert!(transcript.status.success(), "{}", transcript.text);
+    assert!(!made.exists(), "{}", transcript.text);
+    dir.assert_empty(&transcript);
+    redact_run_dir(&mut transcript, &dir);
+    assert_snapshot!(transcript, "waited");
+}
+
+#[test]
+fn ctrl_c_cleanup_reports_a_missing_directory() {
+    let transcript = listing("ctrl-c-cleanup")
+        .args(["--dir", "/nonexistent/directory"])
+        .spawn()
+        .finish();
+    assert_eq!(transcript.status.code(), Some(1), "{}", transcript.text);
+    let mut transcript = transcript;
+    transcript.redact_matches(r"ctrl-c-cleanup\.\d+", "ctrl-c-cleanup.[PID]");
+    assert_snapshot!(transcript, "missing-dir");
+}
+
+#[test]
+fn ctrl_c_cleanup_refuses_a_wait_over_an_hour() {
+    assert_refused!("ctrl-c-cleanup", &["--wait", "3601"], "long-wait");
 }

@@ -190,8 +190,8 @@ fn cgroup_pids() -> Result<Option<(u64, u64)>> {
 }
 
 /// 100000 as 100,000.
-pub fn grouped(n: u64) -> String {
-    let digits = n.to_string();
+pub fn grouped(n: impl Into<u64>) -> String {
+    let digits = n.into().to_string();
     let mut out = String::new();
     for (i, digit) in digits.chars().enumerate() {
         if i > 0 && (digits.len() - i).is_multiple_of(3) {

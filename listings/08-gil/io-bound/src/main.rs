@@ -211,7 +211,10 @@ impl Round {
             .next_back();
         let started = match started {
             Some(n) => {
-                format!("more than {}", grouped(n.parse().context("a count")?))
+                format!(
+                    "more than {}",
+                    grouped(n.parse::<u64>().context("a count")?)
+                )
             }
             None => "none".to_string(),
         };

@@ -6,19 +6,16 @@
 
 use std::env;
 use std::fs::{self, File, OpenOptions, TryLockError};
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{self, Child, Command, ExitCode, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, LazyLock};
-use std::thread;
-use std::time::Duration;
+use std::sync::mpsc::Receiver;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
-use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook::{flag, low_level};
+use ctrl_c_cleanup::{
+    RunDir, catch_stop_signals, end_if_stopped, lines, relay,
+};
 
 /// A writer and a reader process on one file, with or without a lock.
 #[derive(Parser)]
@@ -84,37 +81,6 @@ fn main() -> ExitCode {
             eprintln!("file-lock: {e:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// The number of the signal that stopped the run, SIGINT (Ctrl-C) or
-/// SIGTERM; 0 until one comes.
-static STOPPED_BY: LazyLock<Arc<AtomicUsize>> = LazyLock::new(Arc::default);
-
-/// Left to their default action, SIGINT and SIGTERM end the process where
-/// it stands: no `Drop` runs, so no child is reaped and no file removed.
-/// Caught, a signal only stores its number, for `stopped` to find.
-fn catch_stop_signals() -> Result<()> {
-    for signal in [SIGINT, SIGTERM] {
-        flag::register_usize(signal, Arc::clone(&STOPPED_BY), signal as usize)?;
-    }
-    Ok(())
-}
-
-/// Fails once SIGINT or SIGTERM has come. The parent calls it in each of
-/// its waits, so that a stop unwinds like any error, through every guard.
-fn stopped() -> Result<()> {
-    match STOPPED_BY.load(Ordering::SeqCst) {
-        0 => Ok(()),
-        signal => bail!("stopped by signal {signal}"),
-    }
-}
-
-/// Called once every guard has run: a run that a signal stopped ends by
-/// that signal, as it would have uncaught (a shell sees 128 + its number).
-fn end_if_stopped() {
-    if let signal @ 1.. = STOPPED_BY.load(Ordering::SeqCst) {
-        let _ = low_level::emulate_default_handler(signal as i32);
     }
 }
 
@@ -196,27 +162,6 @@ fn reader(path: &Path, lock: bool) -> Result<()> {
 }
 // ANCHOR_END: reader
 
-/// This run's temporary directory, removed with all it holds when dropped:
-/// on every path out of `run`, errors included.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(parent: &Path) -> Result<TempDir> {
-        let path = parent.join(format!("file-lock.{}", process::id()));
-        fs::create_dir(&path)
-            .with_context(|| format!("cannot create {}", path.display()))?;
-        Ok(TempDir(path))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if let Err(e) = fs::remove_dir_all(&self.0) {
-            eprintln!("file-lock: cannot remove {}: {e}", self.0.display());
-        }
-    }
-}
-
 /// A child process that is killed (if still running) and waited for when
 /// dropped, so that an error anywhere leaves no process behind.
 struct Reaped(Child);
@@ -237,16 +182,7 @@ impl Reaped {
     /// parent's wait for a line can then have a limit, and look for a stop
     /// signal meanwhile.
     fn lines(&mut self) -> Receiver<io::Result<String>> {
-        let stdout = self.0.stdout.take().expect("stdout is piped");
-        let (sender, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                if sender.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        lines
+        lines(self.0.stdout.take().expect("stdout is piped"))
     }
 
     fn finish(mut self, role: &str) -> Result<()> {
@@ -267,44 +203,11 @@ impl Drop for Reaped {
     }
 }
 
-/// Copies the child's output lines to ours until one contains `until`, or
-/// to the end; says whether it found one. It fails if the child says
-/// nothing for 10 s, and looks for a stop signal every 50 ms meanwhile.
-fn relay(
-    from: &Receiver<io::Result<String>>,
-    until: Option<&str>,
-) -> Result<bool> {
-    let mut silent = Duration::ZERO;
-    loop {
-        stopped()?;
-        match from.recv_timeout(GLANCE) {
-            Ok(line) => {
-                let line = line.context("cannot read a child's output")?;
-                println!("{line}");
-                if until.is_some_and(|until| line.contains(until)) {
-                    return Ok(true);
-                }
-                silent = Duration::ZERO;
-            }
-            Err(RecvTimeoutError::Disconnected) => return Ok(false),
-            Err(RecvTimeoutError::Timeout) => {
-                silent += GLANCE;
-                ensure!(silent < PATIENCE, "a child said nothing for 10 s");
-            }
-        }
-    }
-}
-
-/// How long a child may say nothing, and how long a wait with nothing to
-/// show lasts before it looks for a stop signal.
-const PATIENCE: Duration = Duration::from_secs(10);
-const GLANCE: Duration = Duration::from_millis(50);
-
 // ANCHOR: run
 fn run(args: &Args) -> Result<()> {
     let me = env::current_exe().context("cannot find this program")?;
-    let dir = TempDir::new(&args.dir)?; // dropped last: after the children
-    let path = dir.0.join("records.txt");
+    let dir = RunDir::create(&args.dir, "file-lock")?; // dropped last: after the children
+    let path = dir.path().join("records.txt");
     File::create(&path)
         .with_context(|| format!("cannot create {}", path.display()))?;
     println!("file: {}", path.display());
@@ -338,7 +241,7 @@ fn run(args: &Args) -> Result<()> {
     let text = fs::read_to_string(&path)?;
     let whole = text.split_inclusive('\n').filter(|l| l.ends_with('\n'));
     println!("the file at the end: {} whole records", whole.count());
-    let shown = dir.0.display().to_string();
+    let shown = dir.path().display().to_string();
     drop(dir);
     println!("removed {shown}");
     Ok(())

@@ -12,22 +12,21 @@ use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::{UnixDatagram, UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{self, Child, Command, ExitCode, Stdio};
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::{Acquire, Release};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock, mpsc};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use clap::{Parser, Subcommand, ValueEnum};
+use ctrl_c_cleanup::{catch_stop_signals, end_if_stopped, stopped};
 use ipc_channel::ipc::{self, IpcOneShotServer, IpcReceiver, IpcSender};
 use memmap2::MmapRaw;
 use nix::sys::signal::{SigSet, Signal, kill};
 use nix::sys::stat::Mode;
 use nix::unistd::{Pid, getppid, mkfifo};
 use serde::{Deserialize, Serialize};
-use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook::{flag, low_level};
 
 /// Time a round trip through each way between two processes.
 #[derive(Parser)]
@@ -110,37 +109,6 @@ fn main() -> ExitCode {
             eprintln!("ipc-latency: {e:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// The number of the signal that stopped the run, SIGINT (Ctrl-C) or
-/// SIGTERM; 0 until one comes.
-static STOPPED_BY: LazyLock<Arc<AtomicUsize>> = LazyLock::new(Arc::default);
-
-/// Left to their default action, SIGINT and SIGTERM end the process where
-/// it stands: no `Drop` runs, so no child is reaped and no file removed.
-/// Caught, a signal only stores its number, for `stopped` to find.
-fn catch_stop_signals() -> Result<()> {
-    for signal in [SIGINT, SIGTERM] {
-        flag::register_usize(signal, Arc::clone(&STOPPED_BY), signal as usize)?;
-    }
-    Ok(())
-}
-
-/// Fails once SIGINT or SIGTERM has come. The parent calls it in each of
-/// its waits, so that a stop unwinds like any error, through every guard.
-fn stopped() -> Result<()> {
-    match STOPPED_BY.load(Ordering::SeqCst) {
-        0 => Ok(()),
-        signal => bail!("stopped by signal {signal}"),
-    }
-}
-
-/// Called once every guard has run: a run that a signal stopped ends by
-/// that signal, as it would have uncaught (a shell sees 128 + its number).
-fn end_if_stopped() {
-    if let signal @ 1.. = STOPPED_BY.load(Ordering::SeqCst) {
-        let _ = low_level::emulate_default_handler(signal as i32);
     }
 }
 

@@ -9,18 +9,15 @@ use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{self, Child, Command, ExitCode, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, LazyLock};
-use std::thread;
-use std::time::Duration;
+use std::sync::mpsc::Receiver;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
+use ctrl_c_cleanup::{
+    RunDir, catch_stop_signals, end_if_stopped, lines, relay,
+};
 use nix::sys::stat::Mode;
 use nix::unistd::mkfifo;
-use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook::{flag, low_level};
 
 /// A FIFO between two processes that did not start each other.
 #[derive(Parser)]
@@ -63,37 +60,6 @@ fn main() -> ExitCode {
             eprintln!("named-pipe: {e:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// The number of the signal that stopped the run, SIGINT (Ctrl-C) or
-/// SIGTERM; 0 until one comes.
-static STOPPED_BY: LazyLock<Arc<AtomicUsize>> = LazyLock::new(Arc::default);
-
-/// Left to their default action, SIGINT and SIGTERM end the process where
-/// it stands: no `Drop` runs, so no child is reaped and no file removed.
-/// Caught, a signal only stores its number, for `stopped` to find.
-fn catch_stop_signals() -> Result<()> {
-    for signal in [SIGINT, SIGTERM] {
-        flag::register_usize(signal, Arc::clone(&STOPPED_BY), signal as usize)?;
-    }
-    Ok(())
-}
-
-/// Fails once SIGINT or SIGTERM has come. The parent calls it in each of
-/// its waits, so that a stop unwinds like any error, through every guard.
-fn stopped() -> Result<()> {
-    match STOPPED_BY.load(Ordering::SeqCst) {
-        0 => Ok(()),
-        signal => bail!("stopped by signal {signal}"),
-    }
-}
-
-/// Called once every guard has run: a run that a signal stopped ends by
-/// that signal, as it would have uncaught (a shell sees 128 + its number).
-fn end_if_stopped() {
-    if let signal @ 1.. = STOPPED_BY.load(Ordering::SeqCst) {
-        let _ = low_level::emulate_default_handler(signal as i32);
     }
 }
 
@@ -141,27 +107,6 @@ fn check_fifo(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// This run's temporary directory, removed with all it holds when dropped:
-/// on every path out of `run`, errors included.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(parent: &Path) -> Result<TempDir> {
-        let path = parent.join(format!("named-pipe.{}", process::id()));
-        fs::create_dir(&path)
-            .with_context(|| format!("cannot create {}", path.display()))?;
-        Ok(TempDir(path))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if let Err(e) = fs::remove_dir_all(&self.0) {
-            eprintln!("named-pipe: cannot remove {}: {e}", self.0.display());
-        }
-    }
-}
-
 /// A child process that is killed (if still running) and waited for when
 /// dropped, so that an error anywhere leaves no process behind.
 struct Reaped(Child);
@@ -180,16 +125,7 @@ impl Reaped {
     /// parent's wait for a line can then have a limit, and look for a stop
     /// signal meanwhile.
     fn lines(&mut self) -> Receiver<io::Result<String>> {
-        let stdout = self.0.stdout.take().expect("stdout is piped");
-        let (sender, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                if sender.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        lines
+        lines(self.0.stdout.take().expect("stdout is piped"))
     }
 
     fn finish(mut self, role: &str) -> Result<()> {
@@ -210,44 +146,11 @@ impl Drop for Reaped {
     }
 }
 
-/// Copies the child's output lines to ours until one contains `until`, or
-/// to the end; says whether it found one. It fails if the child says
-/// nothing for 10 s, and looks for a stop signal every 50 ms meanwhile.
-fn relay(
-    from: &Receiver<io::Result<String>>,
-    until: Option<&str>,
-) -> Result<bool> {
-    let mut silent = Duration::ZERO;
-    loop {
-        stopped()?;
-        match from.recv_timeout(GLANCE) {
-            Ok(line) => {
-                let line = line.context("cannot read a child's output")?;
-                println!("{line}");
-                if until.is_some_and(|until| line.contains(until)) {
-                    return Ok(true);
-                }
-                silent = Duration::ZERO;
-            }
-            Err(RecvTimeoutError::Disconnected) => return Ok(false),
-            Err(RecvTimeoutError::Timeout) => {
-                silent += GLANCE;
-                ensure!(silent < PATIENCE, "a child said nothing for 10 s");
-            }
-        }
-    }
-}
-
-/// How long a child may say nothing, and how long a wait with nothing to
-/// show lasts before it looks for a stop signal.
-const PATIENCE: Duration = Duration::from_secs(10);
-const GLANCE: Duration = Duration::from_millis(50);
-
 // ANCHOR: run
 fn run(args: &Args) -> Result<()> {
     let me = env::current_exe().context("cannot find this program")?;
-    let dir = TempDir::new(&args.dir)?; // dropped last: after the children
-    let path = dir.0.join("fifo");
+    let dir = RunDir::create(&args.dir, "named-pipe")?; // dropped last: after the children
+    let path = dir.path().join("fifo");
     mkfifo(&path, Mode::S_IRUSR | Mode::S_IWUSR)
         .with_context(|| format!("cannot make a FIFO at {}", path.display()))?;
     println!("made the FIFO {}", path.display());
@@ -285,7 +188,7 @@ fn run(args: &Args) -> Result<()> {
     relay(&from_reader, None)?;
     reader.finish("reader")?;
 
-    let shown = dir.0.display().to_string();
+    let shown = dir.path().display().to_string();
     drop(dir);
     println!("removed {shown}");
     Ok(())

@@ -6,21 +6,18 @@
 
 use std::collections::BTreeMap;
 use std::env;
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{self, Child, Command, ExitCode, ExitStatus};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock, mpsc};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
+use ctrl_c_cleanup::{RunDir, catch_stop_signals, end_if_stopped, stopped};
 use ipc_channel::ipc::{self, IpcOneShotServer, IpcReceiver, IpcSender};
 use ipc_channel::{IpcError, TryRecvError};
 use serde::{Deserialize, Serialize};
-use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook::{flag, low_level};
 
 /// A pool of worker processes that report into one queue.
 #[derive(Parser)]
@@ -88,37 +85,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// The number of the signal that stopped the run, SIGINT (Ctrl-C) or
-/// SIGTERM; 0 until one comes.
-static STOPPED_BY: LazyLock<Arc<AtomicUsize>> = LazyLock::new(Arc::default);
-
-/// Left to their default action, SIGINT and SIGTERM end the process where
-/// it stands: no `Drop` runs, so no child is reaped and no file removed.
-/// Caught, a signal only stores its number, for `stopped` to find.
-fn catch_stop_signals() -> Result<()> {
-    for signal in [SIGINT, SIGTERM] {
-        flag::register_usize(signal, Arc::clone(&STOPPED_BY), signal as usize)?;
-    }
-    Ok(())
-}
-
-/// Fails once SIGINT or SIGTERM has come. The parent calls it in each of
-/// its waits, so that a stop unwinds like any error, through every guard.
-fn stopped() -> Result<()> {
-    match STOPPED_BY.load(Ordering::SeqCst) {
-        0 => Ok(()),
-        signal => bail!("stopped by signal {signal}"),
-    }
-}
-
-/// Called once every guard has run: a run that a signal stopped ends by
-/// that signal, as it would have uncaught (a shell sees 128 + its number).
-fn end_if_stopped() {
-    if let signal @ 1.. = STOPPED_BY.load(Ordering::SeqCst) {
-        let _ = low_level::emulate_default_handler(signal as i32);
-    }
-}
-
 // ANCHOR: worker
 /// A worker: runs its tasks until the pool closes its task channel, and
 /// puts each result on the shared queue.
@@ -160,10 +126,10 @@ fn pool(args: &Args) -> Result<()> {
     let me = env::current_exe().context("cannot find this program")?;
     // ipc-channel's one-shot servers go in the run's own directory (see
     // process-queue): dropped last, after the workers.
-    let dir = RunDir::create(&args.dir)?;
+    let dir = RunDir::create(&args.dir, "pool-queue")?;
     // SAFETY: no other thread runs yet, so none reads the environment while
     // it changes.
-    unsafe { env::set_var("TMPDIR", &dir.0) };
+    unsafe { env::set_var("TMPDIR", dir.path()) };
     // The shared queue. The pool keeps the receiver, and gives each worker
     // a clone of the sender.
     let (results, queue) = ipc::channel::<Report>()?;
@@ -313,27 +279,6 @@ fn start_worker(
     hand_over.send(setup).context("cannot set up a worker")?;
     worker.tasks = Some(tasks);
     Ok(worker)
-}
-
-/// This run's own directory, removed with all it holds when dropped: on
-/// every path out of `pool`, errors and signals included.
-struct RunDir(PathBuf);
-
-impl RunDir {
-    fn create(parent: &Path) -> Result<RunDir> {
-        let path = parent.join(format!("pool-queue.{}", process::id()));
-        fs::create_dir(&path)
-            .with_context(|| format!("cannot create {}", path.display()))?;
-        Ok(RunDir(path))
-    }
-}
-
-impl Drop for RunDir {
-    fn drop(&mut self) {
-        if let Err(e) = fs::remove_dir_all(&self.0) {
-            eprintln!("pool-queue: cannot remove {}: {e}", self.0.display());
-        }
-    }
 }
 
 /// How a worker ended, in words.

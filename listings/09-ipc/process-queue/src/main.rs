@@ -6,22 +6,19 @@
 //! the producer has started.
 
 use std::env;
-use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::process::{self, Child, Command, ExitCode, ExitStatus};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock, mpsc};
+use std::process::{Child, Command, ExitCode, ExitStatus};
+use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
+use ctrl_c_cleanup::{RunDir, catch_stop_signals, end_if_stopped, stopped};
 use ipc_channel::ipc::{self, IpcOneShotServer, IpcReceiver, IpcSender};
 use ipc_channel::{IpcError, TryRecvError};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
-use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook::{flag, low_level};
 
 /// A producer and a consumer process, and a queue between them.
 #[derive(Parser)]
@@ -77,7 +74,6 @@ enum Item {
 /// How long anything may take before the parent gives up and kills.
 const PATIENCE: Duration = Duration::from_secs(30);
 
-// ANCHOR: stop
 fn main() -> ExitCode {
     let args = Args::parse();
     let result = match args.role {
@@ -105,38 +101,6 @@ fn main() -> ExitCode {
         }
     }
 }
-
-/// The number of the signal that stopped the run, SIGINT (Ctrl-C) or
-/// SIGTERM; 0 until one comes.
-static STOPPED_BY: LazyLock<Arc<AtomicUsize>> = LazyLock::new(Arc::default);
-
-/// Left to their default action, SIGINT and SIGTERM end the process where
-/// it stands: no `Drop` runs, so no child is reaped and no file removed.
-/// Caught, a signal only stores its number, for `stopped` to find.
-fn catch_stop_signals() -> Result<()> {
-    for signal in [SIGINT, SIGTERM] {
-        flag::register_usize(signal, Arc::clone(&STOPPED_BY), signal as usize)?;
-    }
-    Ok(())
-}
-
-/// Fails once SIGINT or SIGTERM has come. The parent calls it in each of
-/// its waits, so that a stop unwinds like any error, through every guard.
-fn stopped() -> Result<()> {
-    match STOPPED_BY.load(Ordering::SeqCst) {
-        0 => Ok(()),
-        signal => bail!("stopped by signal {signal}"),
-    }
-}
-
-/// Called once every guard has run: a run that a signal stopped ends by
-/// that signal, as it would have uncaught (a shell sees 128 + its number).
-fn end_if_stopped() {
-    if let signal @ 1.. = STOPPED_BY.load(Ordering::SeqCst) {
-        let _ = low_level::emulate_default_handler(signal as i32);
-    }
-}
-// ANCHOR_END: stop
 
 // ANCHOR: produce
 /// The note's task1: put each letter, then End. Returning drops `queue`,
@@ -227,10 +191,10 @@ fn parent(args: &Args) -> Result<()> {
     // ipc-channel's one-shot server binds its socket in a new directory in
     // TMPDIR, which it removes when `accept` returns: never, if the child
     // dies first. In the run's own directory, it goes with the run.
-    let dir = RunDir::create(&args.dir)?; // dropped last: after the children
+    let dir = RunDir::create(&args.dir, "process-queue")?; // dropped last: after the children
     // SAFETY: no other thread runs yet, so none reads the environment while
     // it changes.
-    unsafe { env::set_var("TMPDIR", &dir.0) };
+    unsafe { env::set_var("TMPDIR", dir.path()) };
     let deadline = Instant::now() + PATIENCE;
     // The queue: the producer gets the sending end, the consumer the
     // receiving end. Handing an end over moves it: the parent keeps none.
@@ -367,27 +331,6 @@ impl Drop for Kid {
             let _ = self.child.kill();
         }
         let _ = self.child.wait();
-    }
-}
-
-/// This run's own directory, removed with all it holds when dropped: on
-/// every path out of `parent`, errors and signals included.
-struct RunDir(PathBuf);
-
-impl RunDir {
-    fn create(parent: &Path) -> Result<RunDir> {
-        let path = parent.join(format!("process-queue.{}", process::id()));
-        fs::create_dir(&path)
-            .with_context(|| format!("cannot create {}", path.display()))?;
-        Ok(RunDir(path))
-    }
-}
-
-impl Drop for RunDir {
-    fn drop(&mut self) {
-        if let Err(e) = fs::remove_dir_all(&self.0) {
-            eprintln!("process-queue: cannot remove {}: {e}", self.0.display());
-        }
     }
 }
 

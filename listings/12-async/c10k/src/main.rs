@@ -23,6 +23,7 @@ use tokio::time::timeout;
 
 use c10k::server::{self, Server, ServerChild};
 use c10k::system;
+use io_bound::grouped;
 
 /// Hold N loopback connections at once against three servers and measure.
 #[derive(Parser)]
@@ -435,16 +436,4 @@ fn kib(kib: f64) -> String {
     } else {
         format!("{kib:.1} KiB")
     }
-}
-
-fn grouped(n: impl Into<u64>) -> String {
-    let digits = n.into().to_string();
-    let mut out = String::new();
-    for (i, digit) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(digit);
-    }
-    out
 }

@@ -1,0 +1,128 @@
+//! S7.1-S7.6: what every listing of chapter 9 that creates files, sockets, FIFOs or a
+//! semaphore does about Ctrl-C and SIGTERM. Its parent catches both, turns them into an
+//! error at its next wait, so that every guard runs on the way out, and then ends by the
+//! signal that stopped it, as it would have uncaught.
+
+use std::fs;
+use std::io::{self, BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{self, ChildStdout};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, LazyLock};
+use std::thread;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail, ensure};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::{flag, low_level};
+
+// ANCHOR: stop
+/// The number of the signal that stopped the run, SIGINT (Ctrl-C) or
+/// SIGTERM; 0 until one comes.
+static STOPPED_BY: LazyLock<Arc<AtomicUsize>> = LazyLock::new(Arc::default);
+
+/// Left to their default action, SIGINT and SIGTERM end the process where
+/// it stands: no `Drop` runs, so no child is reaped and no file removed.
+/// Caught, a signal only stores its number, for `stopped` to find.
+pub fn catch_stop_signals() -> Result<()> {
+    for signal in [SIGINT, SIGTERM] {
+        flag::register_usize(signal, Arc::clone(&STOPPED_BY), signal as usize)?;
+    }
+    Ok(())
+}
+
+/// Fails once SIGINT or SIGTERM has come. The parent calls it in each of
+/// its waits, so that a stop unwinds like any error, through every guard.
+pub fn stopped() -> Result<()> {
+    match STOPPED_BY.load(Ordering::SeqCst) {
+        0 => Ok(()),
+        signal => bail!("stopped by signal {signal}"),
+    }
+}
+
+/// Called once every guard has run: a run that a signal stopped ends by
+/// that signal, as it would have uncaught (a shell sees 128 + its number).
+pub fn end_if_stopped() {
+    if let signal @ 1.. = STOPPED_BY.load(Ordering::SeqCst) {
+        let _ = low_level::emulate_default_handler(signal as i32);
+    }
+}
+
+/// A directory of this run's own, `PARENT/PROGRAM.PID`, removed with all it
+/// holds when dropped: on every way out of the program but SIGKILL, once
+/// stop signals are errors.
+pub struct RunDir {
+    path: PathBuf,
+    program: &'static str,
+}
+
+impl RunDir {
+    pub fn create(parent: &Path, program: &'static str) -> Result<RunDir> {
+        let path = parent.join(format!("{program}.{}", process::id()));
+        fs::create_dir(&path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        Ok(RunDir { path, program })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for RunDir {
+    fn drop(&mut self) {
+        if let Err(e) = fs::remove_dir_all(&self.path) {
+            let (program, path) = (self.program, self.path.display());
+            eprintln!("{program}: cannot remove {path}: {e}");
+        }
+    }
+}
+// ANCHOR_END: stop
+
+/// A child's output, line by line, read on a thread of its own: a wait for
+/// a line can then have a limit, and look for a stop signal meanwhile.
+pub fn lines(stdout: ChildStdout) -> Receiver<io::Result<String>> {
+    let (sender, lines) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    lines
+}
+
+/// How long a child may say nothing, and how long a wait with nothing to
+/// show lasts before it looks for a stop signal.
+const PATIENCE: Duration = Duration::from_secs(10);
+const GLANCE: Duration = Duration::from_millis(50);
+
+/// Copies a child's output lines to ours until one contains `until`, or to
+/// the end; says whether it found one. It fails if the child says nothing
+/// for 10 s, and looks for a stop signal every 50 ms meanwhile.
+pub fn relay(
+    from: &Receiver<io::Result<String>>,
+    until: Option<&str>,
+) -> Result<bool> {
+    let mut silent = Duration::ZERO;
+    loop {
+        stopped()?;
+        match from.recv_timeout(GLANCE) {
+            Ok(line) => {
+                let line = line.context("cannot read a child's output")?;
+                println!("{line}");
+                if until.is_some_and(|until| line.contains(until)) {
+                    return Ok(true);
+                }
+                silent = Duration::ZERO;
+            }
+            Err(RecvTimeoutError::Disconnected) => return Ok(false),
+            Err(RecvTimeoutError::Timeout) => {
+                silent += GLANCE;
+                ensure!(silent < PATIENCE, "a child said nothing for 10 s");
+            }
+        }
+    }
+}
