@@ -187,6 +187,42 @@ fn process_pool_leaves_no_worker_running_when_interrupted() {
 }
 
 #[test]
+fn process_pool_removes_its_directory_on_ctrl_c() {
+    // The run's directory holds ipc-channel's sockets while the workers connect; the pool
+    // removes it however it ends. Ctrl-C reaches the workers too, as at a terminal.
+    let dir = std::env::temp_dir().join(format!("book-test-process-pool-{}", std::process::id()));
+    std::fs::create_dir(&dir).unwrap();
+    let mut run = listing("process-pool")
+        .args(["--dir", dir.to_str().unwrap()])
+        .spawn();
+    let made = dir.join(format!("process-pool.{}", run.pid()));
+    run.wait_for_line(r"^pool of 3 worker processes: .*$");
+    assert!(made.is_dir(), "no run directory {made:?}");
+    run.ctrl_c();
+    let transcript = run.finish();
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    let _ = std::fs::remove_dir_all(&dir);
+    // Ended by the signal, after the pool stopped its workers and removed its directory
+    // (finish checks that no process of the listing's group is left).
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        transcript.status.signal(),
+        Some(libc::SIGINT),
+        "{}",
+        transcript.text
+    );
+    assert!(
+        left.is_empty(),
+        "left behind: {left:?}\n{}",
+        transcript.text
+    );
+}
+
+#[test]
 fn threads_vs_processes_measures_start_memory_and_crashes() {
     let transcript = listing("threads-vs-processes").measuring().spawn().finish();
     let text = &transcript.text;

@@ -2,10 +2,12 @@
 //! number and sleeping. Three worker processes (this program, started again)
 //! take tasks over ipc-channel as they become free, so the same three do all
 //! ten, in waves. A worker that crashes is reported, and the pool goes on.
+//! Ctrl-C or SIGTERM stops the pool, its workers and what it made, as
+//! chapter 9 explains (`ctrl-c-cleanup`).
 
 use std::collections::{HashMap, VecDeque};
 use std::env;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{self, Child, Command, ExitCode};
 use std::sync::mpsc;
 use std::thread;
@@ -13,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
+use ctrl_c_cleanup::{RunDir, catch_stop_signals, end_if_stopped, stopped};
 use ipc_channel::ipc::{
     self, IpcOneShotServer, IpcReceiver, IpcReceiverSet, IpcSelectionResult,
     IpcSender,
@@ -39,6 +42,9 @@ struct Args {
     /// Kill the worker that runs this task, to see what the pool does.
     #[arg(long)]
     crash_task: Option<u32>,
+    /// Where to make this run's own directory, for ipc-channel's sockets.
+    #[arg(long, default_value_os_t = env::temp_dir())]
+    dir: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -76,8 +82,9 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let result = match &args.role {
         Some(Role::Worker { server }) => worker(server),
-        None => pool(&args),
+        None => catch_stop_signals().and_then(|()| pool(&args)),
     };
+    end_if_stopped();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -139,7 +146,10 @@ fn start_worker(me: &Path) -> Result<(Worker, IpcReceiver<Done>)> {
     thread::spawn(move || accepted.send(server.accept()));
     let deadline = Instant::now() + Duration::from_secs(30);
     let problem = loop {
-        match hello.recv_timeout(Duration::from_millis(50)) {
+        if let Err(e) = stopped() {
+            break format!("{e}");
+        }
+        match hello.recv_timeout(GLANCE) {
             Ok(Ok((_, Hello { tasks, done }))) => {
                 let worker = Worker {
                     child,
@@ -165,6 +175,9 @@ fn start_worker(me: &Path) -> Result<(Worker, IpcReceiver<Done>)> {
     bail!("a worker did not start: {problem}")
 }
 
+/// How long a wait lasts before the pool looks for a stop signal again.
+const GLANCE: Duration = Duration::from_millis(50);
+
 /// What happened to one task.
 enum Outcome {
     Done { pid: u32, wave: u32 },
@@ -174,6 +187,13 @@ enum Outcome {
 // ANCHOR: pool
 fn pool(args: &Args) -> Result<()> {
     let me = env::current_exe().context("cannot find this program")?;
+    // ipc-channel's one-shot server binds its socket in a new directory in
+    // TMPDIR, which it removes when `accept` returns: never, if a Ctrl-C
+    // comes first. In the run's own directory, it goes with the run.
+    let dir = RunDir::create(&args.dir, "process-pool")?;
+    // SAFETY: no other thread runs yet, so none reads the environment while
+    // it changes.
+    unsafe { env::set_var("TMPDIR", dir.path()) };
     let mut workers = Vec::new();
     let mut finished = IpcReceiverSet::new()?;
     let mut by_channel = HashMap::new();
@@ -232,12 +252,16 @@ fn run_tasks(
         Duration::from_millis(args.sleep_ms * 2) + Duration::from_secs(30);
     while workers.iter().any(|w| w.running.is_some()) {
         let deadline = Instant::now() + patience;
-        // A signal (Ctrl-Z, then fg) can end a wait early with no events.
+        // In glances, to see a stop signal (Ctrl-C, SIGTERM) at once; a
+        // glance may also end with no events (Ctrl-Z, then fg).
         let events = loop {
-            match finished.try_select_timeout(deadline - Instant::now()) {
-                Ok(events) => break events,
-                Err(_) if Instant::now() < deadline => continue,
-                Err(_) => bail!("no worker finished a task in {patience:?}"),
+            stopped()?;
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                bail!("no worker finished a task in {patience:?}");
+            }
+            if let Ok(events) = finished.try_select_timeout(left.min(GLANCE)) {
+                break events;
             }
         };
         for event in events {
