@@ -231,9 +231,10 @@ fn spawn_blocking_lets_the_ticker_run_where_blocking_in_place_does_not() {
     // One thread runs every task: while the task blocks it, the ticker cannot run at all.
     assert_eq!(ticks("thread::sleep in the task:"), 0);
     // On a thread of its own, the call leaves the ticker free: about 300 / 10 = 30 ticks on
-    // a quiet machine; a quarter of them even on a busy one, where a tick may come late.
+    // a quiet machine, fewer on a busy one, where the runtime's thread waits for a core; but
+    // never none.
     let free = ticks("spawn_blocking:");
-    assert!(free >= 300 / 10 / 4, "{}", transcript.text);
+    assert!(free > 0, "{}", transcript.text);
     transcript.redact_matches(r"(spawn_blocking: +)\d+ ticks", "${1}[N] ticks");
     assert_snapshot!(transcript, "run");
     transcript.record_measurement("run");

@@ -61,6 +61,23 @@ fn c10k_holds_ten_thousand_connections_on_every_server() {
         eprintln!("the hard limit on open files is too low here: the C10K table is not checked");
         return;
     }
+    let ports = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| {
+            let ends: Vec<u64> = range
+                .split_whitespace()
+                .filter_map(|n| n.parse().ok())
+                .collect();
+            Some(ends.get(1)? + 1 - ends.first()?)
+        })
+        .expect("the ephemeral port range");
+    if ports < 10_000 {
+        // Each connection needs a local port of its own: the listing must say so.
+        assert!(text.contains("need as many local ports"), "{text}");
+        assert_eq!(transcript.status.code(), Some(1), "{text}");
+        eprintln!("fewer than 10,000 ephemeral ports here: the C10K table is not checked");
+        return;
+    }
     assert!(transcript.status.success(), "{text}");
     // A thread per connection is started only within the limit the listing read: past it,
     // the row says so instead, and the table cannot be compared with the book's.
@@ -126,11 +143,17 @@ fn c10k_holds_ten_thousand_connections_on_every_server() {
             _ => 1,
         };
         assert_eq!(count(row[2]), threads, "{}'s threads: {text}", row[1]);
-        // asyncio's loop is one thread: it never keeps more than one core busy (the clock
-        // ticks of /proc allow a little over).
+        // asyncio's loop is one thread: it never keeps more than one core busy. CPU time
+        // comes from /proc in ticks of 10 ms, and each of the two readings around the round
+        // trips may be a tick off: over a round that took `elapsed`, that is 2 ticks.
         if row[1] == "asyncio" {
             let busy: f64 = row[3].parse().expect("cores");
-            assert!(busy <= 1.05, "{text}");
+            let served = served
+                .iter()
+                .find(|r| r[0] == row[0] && r[1] == "asyncio")
+                .expect("a served row");
+            let elapsed = count(served[3]) as f64 / count(served[5]) as f64;
+            assert!(busy <= 1.0 + 0.02 / elapsed + 0.01, "{text}");
         }
     }
     // Memory per connection at 10,000 (KiB): a thread keeps more than a task does, and a

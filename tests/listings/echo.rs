@@ -212,6 +212,7 @@ fn echo_server_serves_three_clients_at_once() {
 }
 
 #[test]
+#[cfg_attr(not(target_os = "linux"), ignore = "needs Linux: the test reads /proc")]
 fn echo_server_survives_every_fault() {
     // The default `--idle` (60 s): no stall of a loaded machine turns one ending into another.
     let (mut server, addr) = serving("echo-server", &["--max-line", "16"]);

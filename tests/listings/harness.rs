@@ -36,7 +36,9 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 /// or backtrace. Nothing else: an exported `TOKIO_WORKER_THREADS` or `LANG` would change
 /// what a listing (or the Python it runs) prints.
 fn listing_env() -> Vec<(OsString, OsString)> {
-    let mut env: Vec<(OsString, OsString)> = ["PATH", "HOME", "TMPDIR"]
+    // BOOK_STRESS_RUN marks the processes of one `.ci/stress` run, so that it can find and
+    // stop them; it changes nothing a listing does.
+    let mut env: Vec<(OsString, OsString)> = ["PATH", "HOME", "TMPDIR", "BOOK_STRESS_RUN"]
         .into_iter()
         .filter_map(|name| Some((name.into(), std::env::var_os(name)?)))
         .collect();
@@ -114,10 +116,26 @@ impl Listing {
             rlim_cur: limit as libc::rlim_t,
             rlim_max: limit as libc::rlim_t,
         });
+        #[cfg(target_os = "linux")]
+        let test = std::process::id();
         // SAFETY: between fork and exec only async-signal-safe calls are allowed, and
-        // signal and setrlimit are; `file_limit` is a plain value copied into the closure.
+        // signal, setrlimit, prctl and getppid are; `file_limit` and `test` are plain values
+        // copied into the closure.
         unsafe {
             command.pre_exec(move || {
+                // In a process group of its own, a listing no longer gets the terminal's
+                // Ctrl-C that ends `cargo test`: it dies with the test's thread instead,
+                // however the test ends (the thread outlives its runs). If the test is gone
+                // already, it does not start.
+                #[cfg(target_os = "linux")]
+                {
+                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    if libc::getppid() as u32 != test {
+                        return Err(std::io::Error::other("the test has ended"));
+                    }
+                }
                 // As a terminal starts a program: Ctrl-C and `kill` act, even when this
                 // test runs in a background job, which inherits SIGINT and SIGQUIT ignored.
                 for signal in [libc::SIGINT, libc::SIGQUIT] {
@@ -196,8 +214,9 @@ pub fn reset(stream: TcpStream) {
 /// notes' Python need it; without it their tests check the rest and say what they skipped.
 /// With `BOOK_REQUIRE_PYTHON=1` (`.ci/run` sets it) a missing python3 fails the test instead.
 pub fn python3_present() -> bool {
+    // What the listings use of Python's standard library: a minimal install may lack some.
     let present = Command::new("python3")
-        .arg("--version")
+        .args(["-c", "import asyncio, multiprocessing, threading"])
         .env_clear()
         .envs(listing_env())
         .stdin(Stdio::null())

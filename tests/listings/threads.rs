@@ -3,6 +3,10 @@
 use crate::harness::{assert_snapshot, compile_error, listing};
 
 #[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "needs Linux: thread-demo lists threads from /proc"
+)]
 fn thread_demo_runs_100_threads_and_lists_them() {
     let transcript = listing("thread-demo").spawn().finish();
     let text = &transcript.text;
@@ -154,6 +158,7 @@ fn process_pool_reports_a_crashed_worker_and_goes_on() {
 }
 
 #[test]
+#[cfg_attr(not(target_os = "linux"), ignore = "needs Linux: the test reads /proc")]
 fn process_pool_leaves_no_worker_running_when_interrupted() {
     let mut run = listing("process-pool").spawn();
     let workers = worker_pids(&run.wait_for_line(r"^pool of 3 worker processes: .*$")[0]);
@@ -223,6 +228,10 @@ fn process_pool_removes_its_directory_on_ctrl_c() {
 }
 
 #[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "needs Linux: threads-vs-processes reads /proc"
+)]
 fn threads_vs_processes_measures_start_memory_and_crashes() {
     let transcript = listing("threads-vs-processes").measuring().spawn().finish();
     let text = &transcript.text;

@@ -2,9 +2,12 @@
 //! where Cargo itself says it put them: never a stale binary, never a guessed path.
 
 use std::collections::HashMap;
+use std::io::Read;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
+use std::thread;
+use std::time::{Duration, Instant};
 
 use super::workspace_root;
 
@@ -63,8 +66,11 @@ fn build_workspace() -> Result<HashMap<String, PathBuf>, String> {
         .args((!cfg!(debug_assertions)).then_some("--release"))
         .current_dir(workspace_root())
         .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run cargo: {e}"))
+        .and_then(finish_within(BUILD_TIME))?;
     if !output.status.success() {
         return Err(format!(
             "cargo build failed, so no listing can run:\n{}",
@@ -94,4 +100,56 @@ fn build_workspace() -> Result<HashMap<String, PathBuf>, String> {
         return Err("cargo build named no binary".into());
     }
     Ok(binaries)
+}
+
+/// Longer than a clean build of the whole workspace takes on a slow machine (minutes), but
+/// not for ever: a build that waits on something that never comes fails, and says so.
+const BUILD_TIME: Duration = Duration::from_secs(30 * 60);
+
+/// Waits for `child` to end, at most `limit`, reading its output meanwhile (so that a full
+/// pipe never blocks it); kills it if it does not end in time.
+fn finish_within(limit: Duration) -> impl FnOnce(Child) -> Result<Output, String> {
+    move |mut child| {
+        let read = |pipe: Option<Box<dyn Read + Send>>| {
+            thread::spawn(move || {
+                let mut bytes = Vec::new();
+                if let Some(mut pipe) = pipe {
+                    let _ = pipe.read_to_end(&mut bytes);
+                }
+                bytes
+            })
+        };
+        let stdout = read(
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        );
+        let stderr = read(
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        );
+        let deadline = Instant::now() + limit;
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) if Instant::now() < deadline => {
+                    thread::sleep(Duration::from_millis(100));
+                }
+                Ok(None) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(format!("cargo build did not finish in {limit:?}"));
+                }
+                Err(e) => return Err(format!("cannot wait for cargo: {e}")),
+            }
+        };
+        Ok(Output {
+            status,
+            stdout: stdout.join().unwrap_or_default(),
+            stderr: stderr.join().unwrap_or_default(),
+        })
+    }
 }

@@ -10,9 +10,10 @@
 //!
 //! A test may hold several runs at once (a server and its client), so a turn that this
 //! test's thread already holds lets it start more runs without waiting: a waiting measuring
-//! run must not block the second run of a test whose first run it is waiting for.
+//! run must not block the second run of a test whose first run it is waiting for. (A test
+//! that started runs from threads of its own would not be known as one test here: none
+//! does.)
 
-use std::collections::HashMap;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
@@ -20,9 +21,10 @@ use std::time::{Duration, Instant};
 /// However busy the machine, a turn comes within this time, or the test fails and says why.
 const PATIENCE: Duration = Duration::from_secs(600);
 
-/// A run's place in the turns; dropping it ends them.
+/// A run's place in the turns; dropping it ends them. (The suite's turn is declared first,
+/// so it ends first.)
 pub struct Turn {
-    suite: Option<SuiteTurn>,
+    _suite: SuiteTurn,
     _machine: Option<MachineTurn>,
 }
 
@@ -31,38 +33,36 @@ impl Turn {
     /// runs (measuring runs while figures are recorded) the whole suite.
     pub fn take(name: &str, heavy: bool, alone: bool) -> Turn {
         let deadline = Instant::now() + PATIENCE;
-        let suite = Some(if alone {
+        let suite = if alone {
             SuiteTurn::alone(name, deadline)
         } else {
             SuiteTurn::shared(name, deadline)
-        });
+        };
         let machine = heavy.then(|| MachineTurn::take(name, deadline));
         Turn {
-            suite,
+            _suite: suite,
             _machine: machine,
         }
     }
 }
 
-impl Drop for Turn {
-    fn drop(&mut self) {
-        drop(self.suite.take());
-    }
-}
-
-#[derive(Default)]
 struct Suite {
-    /// Runs going on beside each other, by the test thread that started them.
-    shared: HashMap<ThreadId, usize>,
+    /// Runs going on beside each other, by the test thread that started them (a few
+    /// threads at most: a list will do).
+    shared: Vec<(ThreadId, usize)>,
     alone: bool,
     /// Runs that wait to be alone: no new test starts a run before them.
     waiting_alone: usize,
 }
 
-static SUITE: Mutex<Option<Suite>> = Mutex::new(None);
+static SUITE: Mutex<Suite> = Mutex::new(Suite {
+    shared: Vec::new(),
+    alone: false,
+    waiting_alone: 0,
+});
 static CHANGED: Condvar = Condvar::new();
 
-fn suite() -> MutexGuard<'static, Option<Suite>> {
+fn suite() -> MutexGuard<'static, Suite> {
     SUITE.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -74,72 +74,86 @@ enum SuiteTurn {
 impl SuiteTurn {
     fn shared(name: &str, deadline: Instant) -> SuiteTurn {
         let me = thread::current().id();
-        let mut guard = suite();
+        let mut state = suite();
         loop {
-            let state = guard.get_or_insert_with(Suite::default);
-            let holds_one = state.shared.get(&me).is_some_and(|&n| n > 0);
-            if holds_one || !(state.alone || state.waiting_alone > 0) {
-                *state.shared.entry(me).or_default() += 1;
+            let held = state.shared.iter_mut().find(|(thread, _)| *thread == me);
+            if let Some((_, runs)) = held {
+                *runs += 1;
                 return SuiteTurn::Shared(me);
             }
-            guard = wait(guard, name, deadline);
+            if !(state.alone || state.waiting_alone > 0) {
+                state.shared.push((me, 1));
+                return SuiteTurn::Shared(me);
+            }
+            state = wait(state, name, deadline);
         }
     }
 
     fn alone(name: &str, deadline: Instant) -> SuiteTurn {
         let me = thread::current().id();
-        let mut guard = suite();
-        let state = guard.get_or_insert_with(Suite::default);
+        let mut state = suite();
         assert!(
-            state.shared.get(&me).is_none_or(|&n| n == 0),
+            state.shared.iter().all(|(thread, _)| *thread != me),
             "{name}: a run that has the suite to itself cannot start while its test holds another"
         );
         state.waiting_alone += 1;
-        loop {
-            let state = guard.get_or_insert_with(Suite::default);
-            if !state.alone && state.shared.values().all(|&n| n == 0) {
-                state.waiting_alone -= 1;
-                state.alone = true;
-                return SuiteTurn::Alone;
-            }
-            guard = wait(guard, name, deadline);
+        drop(state);
+        // Counted as waiting until it has its turn, or gives up: a run that times out must
+        // not keep every later one waiting behind it.
+        let waiting = Waiting;
+        let mut state = suite();
+        while state.alone || !state.shared.is_empty() {
+            state = wait(state, name, deadline);
         }
+        state.alone = true;
+        drop(state);
+        drop(waiting);
+        SuiteTurn::Alone
+    }
+}
+
+/// A run counted in `waiting_alone` while it exists.
+struct Waiting;
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        suite().waiting_alone -= 1;
+        CHANGED.notify_all();
     }
 }
 
 fn wait(
-    guard: MutexGuard<'static, Option<Suite>>,
+    state: MutexGuard<'static, Suite>,
     name: &str,
     deadline: Instant,
-) -> MutexGuard<'static, Option<Suite>> {
+) -> MutexGuard<'static, Suite> {
     let left = deadline.saturating_duration_since(Instant::now());
-    assert!(!left.is_zero(), "{name}: no turn to run after {PATIENCE:?}");
+    if left.is_zero() {
+        drop(state);
+        panic!("{name}: no turn to run after {PATIENCE:?}");
+    }
     CHANGED
-        .wait_timeout(guard, left)
+        .wait_timeout(state, left)
         .unwrap_or_else(|p| p.into_inner())
         .0
 }
 
 impl Drop for SuiteTurn {
     fn drop(&mut self) {
-        let mut guard = suite();
-        let state = guard.get_or_insert_with(Suite::default);
+        let mut state = suite();
         match self {
-            SuiteTurn::Shared(thread) => {
-                if let Some(n) = state.shared.get_mut(thread) {
-                    *n -= 1;
-                    if *n == 0 {
-                        state.shared.remove(thread);
-                    }
+            SuiteTurn::Shared(me) => {
+                if let Some((_, runs)) = state.shared.iter_mut().find(|(t, _)| t == me) {
+                    *runs -= 1;
                 }
+                state.shared.retain(|&(_, runs)| runs > 0);
             }
             SuiteTurn::Alone => state.alone = false,
         }
-        drop(guard);
+        drop(state);
         CHANGED.notify_all();
     }
 }
-
 /// The machine's turn for heavy runs. On Linux it is a name in the abstract socket namespace:
 /// one process at a time can bind it, the kernel lets it go when that process ends however
 /// it ends, and it leaves no file behind, for this user or the next.

@@ -38,6 +38,7 @@ fn block<'a>(text: &'a str, role: &str) -> Vec<&'a str> {
 }
 
 #[test]
+#[cfg_attr(not(target_os = "linux"), ignore = "needs Linux: the test reads /proc")]
 fn process_queue_consumer_gets_every_letter_then_end() {
     let transcript = listing("process-queue").spawn().finish();
     let text = &transcript.text;
@@ -59,6 +60,7 @@ fn process_queue_consumer_gets_every_letter_then_end() {
 }
 
 #[test]
+#[cfg_attr(not(target_os = "linux"), ignore = "needs Linux: the test reads /proc")]
 fn process_queue_stop_when_empty_finishes_before_anything_arrives() {
     let transcript = listing("process-queue")
         .args(["--stop-when-empty"])
@@ -87,6 +89,7 @@ fn process_queue_stop_when_empty_finishes_before_anything_arrives() {
 }
 
 #[test]
+#[cfg_attr(not(target_os = "linux"), ignore = "needs Linux: the test reads /proc")]
 fn process_queue_reports_a_producer_that_fails_midway() {
     let transcript = listing("process-queue")
         .args(["--fail-after", "1"])
@@ -154,6 +157,7 @@ fn pool_queue_every_task_reported_once_by_the_pool() {
 }
 
 #[test]
+#[cfg_attr(not(target_os = "linux"), ignore = "needs Linux: the test reads /proc")]
 fn pool_queue_reports_a_failing_worker_and_reaps_the_rest() {
     let transcript = listing("pool-queue")
         .args(["--fail-task", "4"])

@@ -60,6 +60,10 @@ fn most_inside(text: &str) -> usize {
 }
 
 #[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "needs Linux: the test reads /dev/shm"
+)]
 fn semaphore_gate_lets_at_most_two_in() {
     let run = listing("semaphore-gate").spawn();
     let pid = run.pid();
@@ -74,6 +78,10 @@ fn semaphore_gate_lets_at_most_two_in() {
 }
 
 #[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "needs Linux: the test reads /dev/shm"
+)]
 fn semaphore_gate_count_is_not_vacuous() {
     // With value 5, all five are let in together, and the parent sees it.
     let run = listing("semaphore-gate").args(["--value", "5"]).spawn();
@@ -101,6 +109,10 @@ fn children_of_run(pid: u32) -> Vec<String> {
 }
 
 #[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "needs Linux: the test reads /proc and /dev/shm"
+)]
 fn semaphore_gate_loses_the_permit_of_a_killed_child_and_cleans_up() {
     let run = listing("semaphore-gate").args(["--kill-inside"]).spawn();
     let pid = run.pid();
@@ -122,6 +134,10 @@ fn semaphore_gate_loses_the_permit_of_a_killed_child_and_cleans_up() {
 }
 
 #[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "needs Linux: the test reads /dev/shm"
+)]
 fn semaphore_gate_removes_its_semaphore_on_ctrl_c_and_sigterm() {
     for how in [Stop::CtrlC, Stop::Term] {
         // 32 children to start: the run goes on well after the semaphore is made.

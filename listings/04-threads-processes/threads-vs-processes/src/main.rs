@@ -1,7 +1,8 @@
 //! S3.8: the notes compare threads and processes in words; this program
 //! measures them on the machine it runs on: the cost to start one and wait
 //! for it, the memory each needs, and what a crash in each takes down.
-//! Linux only: it reads memory figures from /proc.
+//! Linux only: it reads memory figures from /proc; on another system it
+//! says so and exits.
 
 use std::env;
 use std::io::{BufRead, BufReader, Read};
@@ -35,6 +36,10 @@ fn main() -> ExitCode {
 }
 
 fn compare() -> Result<()> {
+    anyhow::ensure!(
+        cfg!(target_os = "linux"),
+        "this program needs Linux: it reads memory figures from /proc"
+    );
     let me = env::current_exe().context("cannot find this program")?;
     println!("start one, then join or wait for it, one after another:");
     let thread_cost = per_thread_start(200)?;

@@ -239,7 +239,7 @@ fn run(a: Args) -> Result<()> {
     let cores = thread::available_parallelism().map_or(1, |n| n.get() as u64);
     // On one core, two workers still show something: that they take turns.
     let workers = a.workers.unwrap_or(cores.max(2));
-    let turns = if cores == 1 && workers > 1 {
+    let turns = if cpus_allowed() == Some(1) && workers > 1 {
         ", which take turns on the one core: nothing below can run in parallel"
     } else {
         ""
@@ -283,6 +283,25 @@ fn run(a: Args) -> Result<()> {
     let rust_1000 =
         per_1000_steps(baseline.unwrap_or_default(), a.chunks * a.steps);
     python(&a, workers, per_worker, rust_1000)
+}
+
+/// How many CPUs this process may run on: its affinity, which `taskset`
+/// sets. A CPU quota (a container's `--cpus 1.5`) lowers
+/// `available_parallelism` without taking a CPU away, so only this says
+/// that nothing can run in parallel.
+#[cfg(target_os = "linux")]
+fn cpus_allowed() -> Option<u32> {
+    // SAFETY: a zeroed cpu_set_t is an empty set, and sched_getaffinity
+    // writes no more than the size it is given.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let size = size_of::<libc::cpu_set_t>();
+    let got = unsafe { libc::sched_getaffinity(0, size, &mut set) };
+    (got == 0).then(|| unsafe { libc::CPU_COUNT(&set) } as u32)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn cpus_allowed() -> Option<u32> {
+    None
 }
 
 // ANCHOR: python

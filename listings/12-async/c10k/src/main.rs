@@ -53,8 +53,10 @@ enum Role {
 /// Open files a process needs beside its connections: standard streams,
 /// the listener, the runtime's own descriptors.
 const SPARE_FILES: u64 = 64;
-/// Handshakes in flight at once: well under the servers' backlog, so that
-/// no SYN is dropped and retried a second later.
+/// Handshakes in flight at once: well under the servers' backlog as the
+/// kernel caps it (net.core.somaxconn, 4,096 since Linux 5.4), so that no
+/// SYN is dropped and retried a second later. (Under the old cap of 128,
+/// some are: the round is slower, and still complete.)
 const CONNECTING_AT_ONCE: usize = 256;
 /// Generous: a stalled connection is an error in the table, never a hang.
 const PATIENCE: Duration = Duration::from_secs(30);
