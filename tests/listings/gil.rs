@@ -31,16 +31,13 @@ fn one_cpu() -> bool {
 }
 
 /// The cores are the machine's: the listing prints them, and the snapshot hides them. On one
-/// CPU it says that its workers take turns there, and the ceiling it measured shows it.
+/// CPU it says that its workers take turns there. (Its ceiling is then near 1x on an idle
+/// machine, and can be more on a busy one: two busy threads get a larger share of the core
+/// than one does, beside other programs. Neither can be asserted.)
 fn check_and_redact_cores(transcript: &mut Transcript) {
     let text = transcript.text.clone();
-    let ceiling = figure(&text, "ceiling:", "x the work of one");
     let says_so = text.contains("workers: 2, which take turns on the one core");
     assert_eq!(says_so, one_cpu(), "{text}");
-    if says_so {
-        // Two busy threads on one core do the work of one, give or take the timer's noise.
-        assert!(ceiling < 1.5, "{text}");
-    }
     transcript.redact_matches(
         r"cores available: \d+; workers: \d+.*",
         "cores available: [N]; workers: [N]",

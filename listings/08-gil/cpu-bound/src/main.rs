@@ -240,7 +240,7 @@ fn run(a: Args) -> Result<()> {
     // On one core, two workers still show something: that they take turns.
     let workers = a.workers.unwrap_or(cores.max(2));
     let turns = if cpus_allowed() == Some(1) && workers > 1 {
-        ", which take turns on the one core: nothing below can run in parallel"
+        ", which take turns on the one core"
     } else {
         ""
     };
