@@ -325,34 +325,163 @@ fn every_snapshot_is_shown_and_every_shown_output_is_a_snapshot() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
-#[test]
-fn every_page_and_listing_names_the_notes_it_covers() {
-    let note_id = Regex::new(r"\bS\d{1,2}\.\d").unwrap();
-    let mut silent = Vec::new();
-    for chapter in files_under(&root().join("src"), "md") {
-        let name = chapter.file_name().expect("a name");
-        if name == "SUMMARY.md" || name == "introduction.md" {
-            continue;
-        }
-        if !note_id.is_match(&fs::read_to_string(&chapter).unwrap_or_default()) {
-            silent.push(relative(&chapter));
+/// The notes' README, beside the repository (`../shared/notes/README.md`), whose table gives
+/// every note ID.
+fn notes_readme() -> PathBuf {
+    root().join("../shared/notes/README.md")
+}
+
+/// The note IDs of the notes' README, in its order, with its ranges (`S4.1-S4.3`) expanded.
+fn note_ids_of(readme: &str) -> Vec<String> {
+    let row = Regex::new(r"(?m)^\|\s*S(\d+)\.(\d+)(?:\s*[-–]\s*S?(\d+)\.(\d+))?\s*\|").unwrap();
+    let mut ids = Vec::new();
+    for c in row.captures_iter(readme) {
+        let section = &c[1];
+        let first: u32 = c[2].parse().expect("a number");
+        let last: u32 = c
+            .get(4)
+            .map_or(first, |m| m.as_str().parse().expect("a number"));
+        ids.extend((first..=last).map(|n| format!("S{section}.{n}")));
+    }
+    ids
+}
+
+/// The note IDs a text names, ranges (`S3.1–S3.4`, `S9.3-S9.4`, `S1.1 to S11.1`) expanded
+/// in the notes' order; and what it names that the notes do not have.
+fn note_ids_in(text: &str, known: &[String]) -> (BTreeSet<String>, Vec<String>) {
+    let mention = Regex::new(r"\bS(\d+\.\d+)(?:\s*(?:–|—|-|\bto\b)\s*S?(\d+\.\d+)\b)?").unwrap();
+    let at = |id: &str| known.iter().position(|k| k == id);
+    let mut named = BTreeSet::new();
+    let mut unknown = Vec::new();
+    for c in mention.captures_iter(text) {
+        let first = format!("S{}", &c[1]);
+        match c.get(2).map(|m| format!("S{}", m.as_str())) {
+            None if at(&first).is_some() => {
+                named.insert(first);
+            }
+            None => unknown.push(first),
+            Some(last) => match (at(&first), at(&last)) {
+                (Some(a), Some(b)) if a <= b => named.extend(known[a..=b].iter().cloned()),
+                _ => unknown.push(format!("{first}–{last}")),
+            },
         }
     }
-    for listing in listing_crates() {
-        let main = listing.join("src/main.rs");
-        let first_line = fs::read_to_string(&main).unwrap_or_default();
-        let first_line = first_line.lines().next().unwrap_or_default();
-        if !(first_line.starts_with("//!") && note_id.is_match(first_line)) {
-            silent.push(format!(
-                "{} (its first line: //! S<n>.<m>: ...)",
-                relative(&main)
+    (named, unknown)
+}
+
+/// A page or a listing's first line, for the note-ID check.
+struct NoteSource {
+    name: String,
+    text: String,
+    /// A page of a chapter, or a listing: it must name a note, and what it names counts as
+    /// covered. (The introduction only lists the IDs.)
+    covers: bool,
+}
+
+/// Every ID a page or a listing names must be one of the notes' (`readme`), every page of a
+/// chapter and every listing must name one, and every note must be covered by some page.
+fn note_id_problems(readme: &str, pages: &[NoteSource], listings: &[NoteSource]) -> Vec<String> {
+    let known = note_ids_of(readme);
+    let mut problems = Vec::new();
+    let mut covered = BTreeSet::new();
+    for source in pages.iter().chain(listings) {
+        let (named, unknown) = note_ids_in(&source.text, &known);
+        for id in unknown {
+            problems.push(format!(
+                "{} names {id}, which the notes' README does not have",
+                source.name
             ));
         }
+        if source.covers && named.is_empty() {
+            problems.push(format!("{} names no note ID (S2.2, ...)", source.name));
+        }
     }
-    assert!(
-        silent.is_empty(),
-        "these name no note ID (S2.2, ...):\n{}",
-        silent.join("\n")
+    for page in pages.iter().filter(|p| p.covers) {
+        covered.extend(note_ids_in(&page.text, &known).0);
+    }
+    for id in known.iter().filter(|id| !covered.contains(*id)) {
+        problems.push(format!("{id}, a section of the notes, is named by no page"));
+    }
+    problems
+}
+
+#[test]
+fn every_page_and_listing_names_notes_that_exist_and_every_note_has_a_page() {
+    let Ok(readme) = fs::read_to_string(notes_readme()) else {
+        eprintln!(
+            "skipped: the notes' README is not at {}, beside the repository",
+            notes_readme().display()
+        );
+        return;
+    };
+    let pages: Vec<NoteSource> = files_under(&root().join("src"), "md")
+        .into_iter()
+        .filter(|page| !page.ends_with("SUMMARY.md"))
+        .map(|page| NoteSource {
+            name: relative(&page),
+            text: fs::read_to_string(&page).unwrap_or_default(),
+            covers: !page.ends_with("introduction.md"),
+        })
+        .collect();
+    let listings: Vec<NoteSource> = listing_crates()
+        .into_iter()
+        .map(|listing| {
+            let main = listing.join("src/main.rs");
+            let text = fs::read_to_string(&main).unwrap_or_default();
+            let first_line = text.lines().next().unwrap_or_default();
+            NoteSource {
+                name: format!("{} (its first line: //! S<n>.<m>: ...)", relative(&main)),
+                // Only a doc comment counts: the IDs go in the crate's first line.
+                text: first_line
+                    .strip_prefix("//!")
+                    .unwrap_or_default()
+                    .to_string(),
+                covers: true,
+            }
+        })
+        .collect();
+    let problems = note_id_problems(&readme, &pages, &listings);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn the_note_id_check_flags_an_id_the_notes_lack_and_a_note_without_a_page() {
+    let readme = "| ID | Notes section | What |\n|---|---|---|\n\
+                  | S1.1 | request | HTTP |\n\
+                  | S2.1-S2.3 | UDP | datagrams |\n\
+                  | S3.1 | threads | definitions |\n";
+    assert_eq!(
+        note_ids_of(readme),
+        ["S1.1", "S2.1", "S2.2", "S2.3", "S3.1"]
+    );
+    let source = |name: &str, text: &str, covers| NoteSource {
+        name: name.to_string(),
+        text: text.to_string(),
+        covers,
+    };
+    let pages = [
+        source("intro.md", "From S1.1 to S3.1, and S9.9.", false),
+        source("http.md", "The note (S1.1) ...", true),
+        source("udp.md", "The notes (S2.1–S2.2) ...", true),
+        source("silent.md", "No ID here.", true),
+    ];
+    let listings = [
+        source("udp-demo", " S2.1: the demo", true),
+        source("udp-ghost", " S2.4: no such note", true),
+        source("udp-range", " S2.2-S2.9: half a range", true),
+    ];
+    assert_eq!(
+        note_id_problems(readme, &pages, &listings),
+        [
+            "intro.md names S9.9, which the notes' README does not have",
+            "silent.md names no note ID (S2.2, ...)",
+            "udp-ghost names S2.4, which the notes' README does not have",
+            "udp-ghost names no note ID (S2.2, ...)",
+            "udp-range names S2.2–S2.9, which the notes' README does not have",
+            "udp-range names no note ID (S2.2, ...)",
+            "S2.3, a section of the notes, is named by no page",
+            "S3.1, a section of the notes, is named by no page",
+        ]
     );
 }
 
