@@ -769,6 +769,185 @@ fn the_figure_check_flags_a_stale_figure_and_passes_a_current_one() {
     assert!(problems[6].starts_with("3: "), "{problems:#?}");
 }
 
+/// The chapters in `SUMMARY.md` order, each with its pages (the chapter's own page first):
+/// chapter `n` of this list is chapter `n` of the listings' numbers and folders
+/// (`listings/02-udp`).
+fn chapters_of(summary: &str) -> Vec<Vec<String>> {
+    let item = Regex::new(r"^(\s*)- \[[^\]]*\]\(([^)]+)\)").unwrap();
+    let mut chapters: Vec<Vec<String>> = Vec::new();
+    for c in summary.lines().filter_map(|line| item.captures(line)) {
+        if c[1].is_empty() {
+            chapters.push(Vec::new());
+        }
+        if let Some(chapter) = chapters.last_mut() {
+            chapter.push(c[2].to_string());
+        }
+    }
+    chapters
+}
+
+/// Listing captions follow the chapters: in chapter C (its place in `SUMMARY.md`), captions
+/// read `Listing C-1`, `Listing C-2` ... in page order, each under a block that includes a
+/// file of the chapter's folder `listings/CC-*`; and every `Listing C-N` the text names
+/// exists. `pages` gives a page's text by its path in `src/`.
+fn caption_problems(summary: &str, page: impl Fn(&str) -> String) -> Vec<String> {
+    let caption =
+        Regex::new(r#"<span class="caption">Listing (\d+)-(\d+):\s*(?:`([^`]+)`)?"#).unwrap();
+    let include = Regex::new(r"\{\{#(?:rustdoc_)?include\s+([^}:\s]+)").unwrap();
+    let reference =
+        Regex::new(r"Listings?\s+(\d+-\d+(?:\s*(?:,|,?\s+and|,?\s+or|\s+to|–)\s*\d+-\d+)*)")
+            .unwrap();
+    let number = Regex::new(r"(\d+)-(\d+)").unwrap();
+    let mut problems = Vec::new();
+    let mut captions = BTreeSet::new();
+    let mut references = Vec::new();
+    for (index, pages) in chapters_of(summary).iter().enumerate() {
+        let chapter = index + 1;
+        let folder = format!("{chapter:02}-");
+        let mut next = 1;
+        for name in pages {
+            let text = page(name);
+            let line_of = |at: usize| text[..at].matches('\n').count() + 1;
+            for c in caption.captures_iter(&text) {
+                let at = c.get(0).expect("a match").start();
+                let (shown_chapter, shown) = (&c[1], &c[2]);
+                let here = format!(
+                    "src/{name}:{}: Listing {shown_chapter}-{shown}",
+                    line_of(at)
+                );
+                if shown_chapter != chapter.to_string() || shown != next.to_string() {
+                    problems.push(format!(
+                        "{here} should be Listing {chapter}-{next} (chapter {chapter} in \
+                         SUMMARY.md, its listing number {next} in page order)"
+                    ));
+                }
+                captions.insert(format!("{shown_chapter}-{shown}"));
+                next += 1;
+                let shown_file = include
+                    .captures_iter(&text[..at])
+                    .last()
+                    .map(|i| normalize(&Path::new("src").join(name).join("..").join(&i[1])));
+                let in_folder = shown_file.as_ref().is_some_and(|file| {
+                    let mut parts = file.components().map(|p| p.as_os_str().to_string_lossy());
+                    parts.next().is_some_and(|p| p == "listings")
+                        && parts.next().is_some_and(|p| p.starts_with(&folder))
+                });
+                if let Some(named) = c.get(3).map(|m| PathBuf::from(m.as_str()))
+                    && shown_file.as_ref() != Some(&named)
+                {
+                    problems.push(format!(
+                        "{here} names {}, but the block above it includes {}",
+                        named.display(),
+                        shown_file
+                            .as_ref()
+                            .map_or("nothing".to_string(), |f| f.display().to_string())
+                    ));
+                }
+                if !in_folder {
+                    problems.push(format!(
+                        "{here} captions {}, not a file of listings/{folder}*, chapter \
+                         {chapter}'s folder",
+                        shown_file.map_or("no included file".to_string(), |f| {
+                            f.display().to_string()
+                        })
+                    ));
+                }
+            }
+            for r in reference.captures_iter(&text) {
+                let at = r.get(0).expect("a match").start();
+                for n in number.captures_iter(&r[1]) {
+                    references.push((format!("src/{name}:{}", line_of(at)), n[0].to_string()));
+                }
+            }
+        }
+    }
+    for (place, named) in references {
+        if !captions.contains(&named) {
+            problems.push(format!(
+                "{place} names Listing {named}, which no caption has"
+            ));
+        }
+    }
+    problems
+}
+
+#[test]
+fn listing_captions_are_numbered_by_chapter_and_page_order_and_show_their_chapters_files() {
+    let src = root().join("src");
+    let summary = fs::read_to_string(src.join("SUMMARY.md")).expect("a summary");
+    let problems = caption_problems(&summary, |name| {
+        fs::read_to_string(src.join(name)).unwrap_or_default()
+    });
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn the_caption_check_flags_a_misnumbered_or_misplaced_listing_and_a_dangling_reference() {
+    let summary = "# Summary\n\n[Introduction](introduction.md)\n\n\
+                   - [HTTP](http.md)\n    - [By Hand](http/by-hand.md)\n\
+                   - [UDP](udp.md)\n    - [Demo](udp/demo.md)\n    - [Chat](udp/chat.md)\n";
+    let block = |path: &str, caption: &str| {
+        format!(
+            "```rust,no_run\n{{{{#rustdoc_include ../../listings/{path}:main}}}}\n```\n\n\
+             <span class=\"caption\">{caption}</span>\n\n"
+        )
+    };
+    let pages = |demo: String, chat: String| {
+        move |name: &str| match name {
+            "http/by-hand.md" => block("01-http/by-hand/src/main.rs", "Listing 1-1: by hand"),
+            "udp/demo.md" => demo.clone(),
+            "udp/chat.md" => chat.clone(),
+            _ => "# A chapter\n\nListing 2-2 is the chat.\n".to_string(),
+        }
+    };
+    let good = pages(
+        block(
+            "02-udp/udp-demo/src/main.rs",
+            "Listing 2-1: `listings/02-udp/udp-demo/src/main.rs`, the demo",
+        ),
+        block(
+            "02-udp/udp-chat/src/main.rs",
+            "Listing 2-2: `listings/02-udp/udp-chat/src/main.rs`, the chat",
+        ) + &block(
+            "02-udp/udp-chat/src/main.rs",
+            "Listing 2-2, continued: the rest",
+        ) + &block(
+            "../tests/snapshots/udp-chat__menu.snap",
+            "Listing 2-2 asks again",
+        ) + "Output of Listings 2-1 and 2-2\n",
+    );
+    let problems = caption_problems(summary, good);
+    assert!(problems.is_empty(), "{problems:#?}");
+
+    let bad = pages(
+        block("02-udp/udp-demo/src/main.rs", "Listing 3-1: the demo"),
+        block(
+            "03-tcp/tcp-client/src/main.rs",
+            "Listing 2-3: `listings/02-udp/udp-chat/src/main.rs`, the chat",
+        ) + "Output of Listings 2-1 to 2-4\n",
+    );
+    let problems = caption_problems(summary, bad);
+    let expected = [
+        "src/udp/demo.md:5: Listing 3-1 should be Listing 2-1",
+        "src/udp/chat.md:5: Listing 2-3 should be Listing 2-2",
+        "src/udp/chat.md:5: Listing 2-3 names listings/02-udp/udp-chat/src/main.rs, but the \
+         block above it includes listings/03-tcp/tcp-client/src/main.rs",
+        "src/udp/chat.md:5: Listing 2-3 captions listings/03-tcp/tcp-client/src/main.rs, not a \
+         file of listings/02-*",
+        "src/http.md:3 names Listing 2-2, which no caption has",
+        "src/udp.md:3 names Listing 2-2, which no caption has",
+        "src/udp/chat.md:7 names Listing 2-1, which no caption has",
+        "src/udp/chat.md:7 names Listing 2-4, which no caption has",
+    ];
+    assert_eq!(problems.len(), expected.len(), "{problems:#?}");
+    for (problem, expected) in problems.iter().zip(expected) {
+        assert!(
+            problem.starts_with(expected),
+            "{problem}\ndoes not start with\n{expected}"
+        );
+    }
+}
+
 /// Code the book says does not compile must prove it: `compile_fail` fails the doc-test if
 /// the block compiles after all, while `ignore` would hide any mistake.
 #[test]
