@@ -662,7 +662,8 @@ fn unsupported_figures(prose: &str, records: &str) -> Vec<String> {
         };
         if !supported {
             let why = if figure.hedged {
-                "computed from no figure of the recorded run"
+                "computed from no figure of the recorded run: recompute it, or, if it \
+                 comes from elsewhere, do not quote it as a figure"
             } else {
                 "not in the recorded run; a derived figure says \"about\""
             };
