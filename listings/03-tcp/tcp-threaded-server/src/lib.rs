@@ -58,10 +58,10 @@ pub fn run(args: Args) -> Result<()> {
     let listener = listen(args.bind, args.backlog)
         .with_context(|| format!("cannot listen on {}", args.bind))?;
     println!("listening on {}", listener.local_addr()?);
+    // The clients being served now, each by a thread.
+    let serving = &AtomicU32::new(0);
     let args = &args;
     // Scoped threads may borrow `args`; the scope waits for all of them.
-    let serving = AtomicU32::new(0);
-    let serving = &serving;
     thread::scope(|scope| {
         let mut accepted = 0;
         while args.clients != Some(accepted) {
