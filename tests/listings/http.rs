@@ -555,3 +555,19 @@ fn every_http_listing_answers_help() {
         );
     }
 }
+
+#[test]
+fn http_by_hand_stops_after_ten_interim_responses() {
+    let eleven = "HTTP/1.1 100 Continue\r\n\r\n".repeat(11);
+    let addr = raw_server_then(Box::leak(eleven.into_bytes().into_boxed_slice()), true);
+    let transcript = listing("http-by-hand")
+        .args([format!("http://{addr}/")])
+        .spawn()
+        .finish();
+    assert_eq!(transcript.status.code(), Some(1), "{}", transcript.text);
+    assert!(
+        transcript.text.contains("over 10 interim responses"),
+        "{}",
+        transcript.text
+    );
+}

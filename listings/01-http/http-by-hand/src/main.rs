@@ -76,6 +76,7 @@ fn run(args: Args) -> Result<()> {
 
     let mut reader = BufReader::new(&stream);
     let secs = args.timeout;
+    let mut interim = 0;
     let head = loop {
         let head = read_head(&mut reader).map_err(|e| {
             timed_out(e, &format!("no response within {secs} s"))
@@ -86,6 +87,8 @@ fn run(args: Args) -> Result<()> {
         if !(100..200).contains(&head.status) || head.status == 101 {
             break head;
         }
+        interim += 1;
+        ensure!(interim <= 10, "over 10 interim responses, and no answer");
     };
     let body = read_body(&mut reader, &head, &args.method)
         .map_err(|e| timed_out(e, &format!("the body stalled for {secs} s")))?;
