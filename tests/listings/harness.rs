@@ -390,6 +390,29 @@ impl Run {
         self
     }
 
+    /// `answer` for a line that is not UTF-8 (typed on a GBK console, say): types `bytes` and
+    /// Enter; the transcript shows them as a terminal that expects UTF-8 would, with U+FFFD.
+    pub fn answer_bytes(&mut self, prompt: &str, bytes: &[u8]) -> &mut Self {
+        let from = self.typed_up_to;
+        let what = format!("the prompt {prompt:?}");
+        let mut output = self.wait_until(&what, |text| text[from..].ends_with(prompt));
+        output.text.push_str(&String::from_utf8_lossy(bytes));
+        output.text.push('\n');
+        let typed_up_to = output.text.len();
+        drop(output);
+        self.typed_up_to = typed_up_to;
+        let stdin = self
+            .stdin
+            .as_mut()
+            .expect("stdin is open until close_stdin");
+        let mut line = bytes.to_vec();
+        line.push(b'\n');
+        stdin
+            .write_all(&line)
+            .unwrap_or_else(|e| panic!("{}: cannot type {bytes:?}: {e}", self.name));
+        self
+    }
+
     /// Waits for a whole output line that matches `pattern`, and returns the match's groups
     /// (group 0 is the whole match): this is how a test learns the address a listing bound.
     /// The line is matched as the snapshot will show it, after the test's own `redact`s.

@@ -147,6 +147,12 @@ fn refusing() -> (Socket, SocketAddr) {
 /// A server that answers one request with `response`, byte for byte: for responses a
 /// well-behaved server never sends. Its accept and reads give up after 30 s.
 fn raw_server(response: &'static [u8]) -> SocketAddr {
+    raw_server_then(response, false)
+}
+
+/// `raw_server`, and when `hold`, the connection stays open after the response (until the
+/// client closes it, or 30 s): a body that stalls.
+fn raw_server_then(response: &'static [u8], hold: bool) -> SocketAddr {
     let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
     socket
         .bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
@@ -174,6 +180,7 @@ fn raw_server(response: &'static [u8]) -> SocketAddr {
             }
         }
         let _ = stream.write_all(response);
+        while hold && matches!(stream.read(&mut buf), Ok(1..)) {}
     });
     addr
 }
@@ -452,4 +459,115 @@ fn every_client_prints_a_404_and_fails() {
         assert_eq!(transcript.status.code(), Some(1), "{name}");
         assert_snapshot!(transcript, "not-found");
     }
+}
+
+/// Headers that promise 100 bytes, then 10 of them, then nothing: the body stalls.
+const STALLING: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789";
+
+#[test]
+fn http_get_says_that_a_stalled_body_timed_out() {
+    let addr = raw_server_then(STALLING, true);
+    let transcript = listing("http-get")
+        .args(["--timeout", "1", &format!("http://{addr}/")])
+        .spawn()
+        .finish();
+    assert_eq!(transcript.status.code(), Some(1), "{}", transcript.text);
+    assert!(transcript.text.contains("timed out"), "{}", transcript.text);
+    assert_quick(&transcript);
+    assert_snapshot!(transcript, "body-timeout");
+}
+
+#[test]
+fn http_by_hand_says_what_is_wrong_with_the_scheme() {
+    for (scenario, url) in [("no-scheme", "localhost:8000"), ("ftp", "ftp://127.0.0.1/")] {
+        let transcript = listing("http-by-hand").args([url]).spawn().finish();
+        assert_eq!(transcript.status.code(), Some(1), "{}", transcript.text);
+        assert!(!transcript.text.contains("TLS"), "{}", transcript.text);
+        assert_snapshot!(transcript, scenario);
+    }
+}
+
+#[test]
+fn http_by_hand_skips_an_interim_response() {
+    let addr = raw_server(
+        b"HTTP/1.1 100 Continue\r\n\r\n\
+          HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nfinal\n",
+    );
+    let transcript = listing("http-by-hand")
+        .args([format!("http://{addr}/")])
+        .spawn()
+        .finish();
+    assert!(transcript.status.success(), "{}", transcript.text);
+    assert!(
+        transcript
+            .text
+            .ends_with("< HTTP/1.1 200 OK\n< Content-Length: 6\n<\nfinal\n\n"),
+        "{}",
+        transcript.text
+    );
+    assert_snapshot!(transcript, "interim");
+}
+
+#[test]
+fn http_by_hand_decodes_the_charset_the_server_names() {
+    // 你好 in GBK, as a server in the notes' world might send it.
+    let addr = raw_server(
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=gbk\r\n\
+          Content-Length: 5\r\n\r\n\xc4\xe3\xba\xc3\n",
+    );
+    let transcript = listing("http-by-hand")
+        .args([format!("http://{addr}/")])
+        .spawn()
+        .finish();
+    assert!(transcript.text.contains("\n你好\n"), "{}", transcript.text);
+    assert_snapshot!(transcript, "gbk-body");
+}
+
+#[test]
+fn http_by_hand_bounds_the_name_lookup() {
+    // `.invalid` never resolves. Without a network the lookup may fail at once or wait for
+    // a name server; either way it ends within --timeout.
+    let mut transcript = listing("http-by-hand")
+        .args(["--timeout", "2", "http://name.invalid/"])
+        .spawn()
+        .finish();
+    assert_eq!(transcript.status.code(), Some(1), "{}", transcript.text);
+    assert!(
+        transcript.text.contains("cannot resolve name.invalid: "),
+        "{}",
+        transcript.text
+    );
+    assert_quick(&transcript);
+    // Which of the two happened varies with the machine's network.
+    transcript.redact_matches(r"(cannot resolve name\.invalid: ).*", "${1}[WHY]");
+    assert_snapshot!(transcript, "unresolvable");
+}
+
+#[test]
+fn every_http_listing_answers_help() {
+    for name in ["http-by-hand", "http-get", "http-post", "http-many"] {
+        let transcript = listing(name).args(["--help"]).spawn().finish();
+        assert!(transcript.status.success(), "{}", transcript.text);
+        assert!(
+            transcript.text.contains(&format!("Usage: {name}")),
+            "{}",
+            transcript.text
+        );
+    }
+}
+
+#[test]
+fn http_by_hand_stops_after_ten_interim_responses() {
+    let eleven = "HTTP/1.1 100 Continue\r\n\r\n".repeat(11);
+    let addr = raw_server_then(Box::leak(eleven.into_bytes().into_boxed_slice()), true);
+    let transcript = listing("http-by-hand")
+        .args([format!("http://{addr}/")])
+        .spawn()
+        .finish();
+    assert_eq!(transcript.status.code(), Some(1), "{}", transcript.text);
+    assert!(
+        transcript.text.contains("over 10 interim responses"),
+        "{}",
+        transcript.text
+    );
 }

@@ -2,14 +2,14 @@
 //! or sockets in the test, whose every read has a timeout. Each step waits for the server's
 //! log line before the next, so the logs come out in one order on every run.
 
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::Duration;
 
 use encoding_rs::GBK;
 use socket2::{Domain, Socket, Type};
 
-use crate::harness::{Run, Transcript, assert_snapshot, listing, reset, serving};
+use crate::harness::{Run, Transcript, assert_refused, assert_snapshot, listing, reset, serving};
 
 /// A test client, named in the server's log as `[client NAME]`.
 fn client(server: &mut Run, addr: SocketAddr, name: &str) -> TcpStream {
@@ -48,6 +48,23 @@ fn tcp_client_talks_to_tcp_server() {
     assert!(client.status.success(), "{}", client.text);
     assert_snapshot!(client, "reply");
     assert_snapshot!(server.finish(), "one-client");
+}
+
+#[test]
+fn tcp_client_talks_to_the_line_framed_threaded_server() {
+    // The threaded server answers a message when its newline arrives: a client that sent
+    // none would wait for a reply until its timeout.
+    let (mut server, addr) = serving("tcp-threaded-server", &["--clients", "1"]);
+    let mut client = listing("tcp-client")
+        .args(["--server", &addr.to_string(), "--wait", "10"])
+        .spawn();
+    client.answer("message: ", "你好，服务器");
+    server.wait_for_line("sent: 你好，服务器$");
+    let client = client.finish();
+    assert!(client.status.success(), "{}", client.text);
+    assert!(client.text.contains("reply: 我收到了\n"), "{}", client.text);
+    assert_snapshot!(client, "threaded");
+    server.finish();
 }
 
 #[test]
@@ -124,6 +141,11 @@ fn tcp_server_survives_a_silent_client_and_a_reset() {
     assert_snapshot!(transcript, "faults");
 }
 
+#[test]
+fn tcp_server_refuses_a_negative_backlog() {
+    assert_refused!("tcp-server", &["--backlog=-5"], "negative-backlog");
+}
+
 /// A test of `--idle 1` must not pass on the 60 s default.
 fn assert_quick(transcript: &Transcript) {
     assert!(
@@ -173,10 +195,15 @@ fn tcp_threaded_server_serves_clients_at_once() {
 fn tcp_threaded_server_survives_every_fault() {
     let (mut server, addr) = serving(
         "tcp-threaded-server",
-        &["--clients", "5", "--idle", "1", "--max-line", "16"],
+        &["--clients", "6", "--idle", "1", "--max-line", "16"],
     );
     let _silent = client(&mut server, addr, "silent");
-    server.wait_for_line(r"\[client silent\]: was silent");
+    server.wait_for_line(r"\[client silent\] was silent for 1 s; hanging up$");
+
+    // Half a line, then nothing: the log says what was left unfinished.
+    let mut stalled = client(&mut server, addr, "stalled");
+    stalled.write_all(&gbk("说到一半")).unwrap();
+    server.wait_for_line(r"\[client stalled\] was silent for 1 s after 8 bytes of a line");
 
     let mut half = client(&mut server, addr, "half");
     half.write_all(&gbk("没说完")).unwrap();
@@ -202,4 +229,98 @@ fn tcp_threaded_server_survives_every_fault() {
     let transcript = server.finish();
     assert_quick(&transcript);
     assert_snapshot!(transcript, "faults");
+}
+
+#[test]
+fn tcp_threaded_server_turns_away_clients_over_its_cap() {
+    let (mut server, addr) = serving(
+        "tcp-threaded-server",
+        &["--clients", "3", "--max-clients", "1"],
+    );
+    let mut first = client(&mut server, addr, "A");
+    server.wait_for_line(r"\[client A\] connected$");
+    // A holds the only place: B is accepted and closed at once.
+    let mut second = client(&mut server, addr, "B");
+    server.wait_for_line(r"\[client B\]: already serving --max-clients 1; closing$");
+    let mut buf = [0; 16];
+    match second.read(&mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
+        other => server.fail(&format!("B was not closed: {other:?}")),
+    }
+    first.write_all(&gbk("我先来的\n")).unwrap();
+    expect_reply(&mut first, &server, "我收到了\n");
+    drop(first);
+    server.wait_for_line(r"\[client A\] closed the connection$");
+    // A's place is free again.
+    let mut third = client(&mut server, addr, "C");
+    third.write_all(&gbk("轮到我了\n")).unwrap();
+    expect_reply(&mut third, &server, "我收到了\n");
+    drop(third);
+    assert_snapshot!(server.finish(), "capped");
+}
+
+#[test]
+fn tcp_threaded_server_hangs_up_on_a_slow_drip_at_its_deadline() {
+    // A byte every 200 ms: never silent for --idle 5, so only --deadline 1 can end it.
+    let (mut server, addr) = serving(
+        "tcp-threaded-server",
+        &["--clients", "1", "--idle", "5", "--deadline", "1"],
+    );
+    let mut drip = client(&mut server, addr, "drip");
+    drip.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut buf = [0; 16];
+    let mut closed = false;
+    // At most 100 drips (20 s): a server without the deadline would still be serving.
+    for _ in 0..100 {
+        if drip.write_all(b"x").is_err() {
+            closed = true;
+            break;
+        }
+        match drip.read(&mut buf) {
+            Ok(0) => {
+                closed = true;
+                break;
+            }
+            Ok(_) => server.fail("a reply to half a line"),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => {
+                closed = true;
+                break;
+            }
+        }
+    }
+    if !closed {
+        server.fail("the server still served the drip after 20 s");
+    }
+    let mut transcript = server.finish();
+    assert!(
+        transcript
+            .text
+            .contains("reached the --deadline of 1 s after"),
+        "{}",
+        transcript.text
+    );
+    // How many bytes dripped in before the deadline depends on the machine's pace.
+    transcript.redact_matches(r"after \d+ bytes", "after [N] bytes");
+    assert_snapshot!(transcript, "deadline");
+}
+
+#[test]
+fn every_tcp_listing_answers_help() {
+    for name in [
+        "tcp-client",
+        "tcp-server",
+        "byte-stream",
+        "tcp-threaded-server",
+    ] {
+        let transcript = listing(name).args(["--help"]).spawn().finish();
+        assert!(transcript.status.success(), "{}", transcript.text);
+        assert!(
+            transcript.text.contains(&format!("Usage: {name}")),
+            "{}",
+            transcript.text
+        );
+    }
 }

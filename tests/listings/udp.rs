@@ -121,10 +121,39 @@ fn udp_demo_cannot_bind_a_port_in_use() {
 fn decode_order_shows_gbk_first_accepting_utf8() {
     let transcript = listing("decode-order").spawn().finish();
     assert!(
-        transcript.text.contains("鎴戞敹鍒颁簡"),
+        transcript
+            .text
+            .contains("UTF-8 bytes -> 鎴戞敹鍒颁簡 (decoded as GBK, no error)"),
         "UTF-8 bytes read as GBK"
     );
+    // The book's order is a heuristic: GBK 谢谢 is d0 bb d0 bb, which is valid UTF-8 (лл).
+    assert!(
+        transcript
+            .text
+            .contains("GBK bytes -> лл (decoded as UTF-8: WRONG)"),
+        "short GBK text read as UTF-8"
+    );
     assert_snapshot!(transcript, "both-orders");
+}
+
+#[test]
+fn udp_demo_reports_a_reply_longer_than_its_buffer() {
+    let peer = peer();
+    let mut run = udp_demo(&peer);
+    run.answer("message: ", "send me a lot");
+    let (_, from) = receive(&peer, &run);
+    peer.send_to(&[b'x'; 1500], from).unwrap();
+    let mut transcript = run.finish();
+    let shown = format!(">>>{}\n", "x".repeat(1024));
+    assert!(transcript.text.contains(&shown), "the first 1024 bytes");
+    assert!(
+        transcript.text.contains("the rest is lost"),
+        "{}",
+        transcript.text
+    );
+    // 1024 x's would fill the page.
+    transcript.redact_matches("x{1024}", "xxx...(1024 x's)...xxx");
+    assert_snapshot!(transcript, "truncated");
 }
 
 /// udp-chat on a free port, and the address it reports.
@@ -185,6 +214,21 @@ fn udp_chat_asks_again_after_bad_input() {
         .answer("peer ip> ", "127.0.0.1")
         .close_stdin();
     assert_snapshot!(run.finish(), "bad-input");
+}
+
+#[test]
+fn udp_chat_asks_again_after_a_line_that_is_not_utf8() {
+    let (mut run, _) = udp_chat(&[]);
+    // 二 typed on a console that sends GBK: not UTF-8, so not an answer.
+    run.answer_bytes(MENU, &gbk("二")).answer(MENU, "3");
+    let transcript = run.finish();
+    assert!(transcript.status.success(), "{}", transcript.text);
+    assert!(
+        transcript.text.contains("the line is not UTF-8"),
+        "{}",
+        transcript.text
+    );
+    assert_snapshot!(transcript, "not-utf8-input");
 }
 
 #[test]
@@ -259,6 +303,59 @@ fn udp_broadcast_reaches_every_listener_on_the_broadcast_address() {
 }
 
 #[test]
+fn udp_broadcast_listener_decodes_gbk_as_the_chat_does() {
+    let unicast = peer();
+    let port = unicast.local_addr().unwrap().port();
+    let bind = format!("127.255.255.255:{port}");
+    let mut listener = listing("udp-broadcast")
+        .args(["listen", "--bind", &bind])
+        .spawn();
+    listener.wait_for_line(r"^listening on ");
+    // The notes' broadcast in GBK, from the test's own socket.
+    let sender = peer();
+    sender.set_broadcast(true).unwrap();
+    sender.send_to(&gbk("大家好"), bind.as_str()).unwrap();
+    let transcript = listener.finish();
+    assert!(
+        transcript.text.contains("-->大家好   (GBK, 6 bytes)"),
+        "{}",
+        transcript.text
+    );
+    assert_snapshot!(transcript, "listen-gbk");
+}
+
+#[test]
+fn udp_broadcast_listen_gives_up_after_its_wait() {
+    let transcript = listing("udp-broadcast")
+        .args(["listen", "--bind", "127.0.0.1:0", "--wait", "1"])
+        .spawn()
+        .finish();
+    assert_eq!(transcript.status.code(), Some(1), "{}", transcript.text);
+    assert!(
+        transcript.elapsed < Duration::from_secs(20),
+        "{:?}",
+        transcript.elapsed
+    );
+    assert_snapshot!(transcript, "listen-timeout");
+}
+
+#[test]
+fn udp_broadcast_blames_so_broadcast_only_for_its_own_error() {
+    // An IPv4 socket cannot reach an IPv6 address: nothing to do with SO_BROADCAST.
+    let transcript = listing("udp-broadcast")
+        .args(["send", "--to", "[::1]:9", "hello?"])
+        .spawn()
+        .finish();
+    assert_eq!(transcript.status.code(), Some(1), "{}", transcript.text);
+    assert!(
+        !transcript.text.contains("SO_BROADCAST"),
+        "{}",
+        transcript.text
+    );
+    assert_snapshot!(transcript, "wrong-family");
+}
+
+#[test]
 fn udp_broadcast_needs_so_broadcast() {
     let listener = peer();
     let to = format!("127.255.255.255:{}", listener.local_addr().unwrap().port());
@@ -268,4 +365,17 @@ fn udp_broadcast_needs_so_broadcast() {
         .finish();
     assert_eq!(transcript.status.code(), Some(1));
     assert_snapshot!(transcript, "refused");
+}
+
+#[test]
+fn every_udp_listing_answers_help() {
+    for name in ["udp-demo", "decode-order", "udp-chat", "udp-broadcast"] {
+        let transcript = listing(name).args(["--help"]).spawn().finish();
+        assert!(transcript.status.success(), "{}", transcript.text);
+        assert!(
+            transcript.text.contains(&format!("Usage: {name}")),
+            "{}",
+            transcript.text
+        );
+    }
 }

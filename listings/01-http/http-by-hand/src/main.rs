@@ -1,14 +1,18 @@
 //! S1.1: the notes' request (url, method, body, headers) written by hand as
 //! HTTP/1.1 text on a TCP stream, and the response parsed back: the work a
-//! client library does for you. Plain http:// only; https needs TLS.
+//! client library does for you. Plain http:// only; https needs TLS. The
+//! body is decoded in the charset the server names.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::process::ExitCode;
+use std::sync::mpsc;
+use std::thread;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use clap::Parser;
+use encoding_rs::{Encoding, UTF_8};
 use url::Url;
 
 /// Send one HTTP/1.1 request by hand and print both sides of the exchange.
@@ -25,7 +29,7 @@ struct Args {
     /// The request body.
     #[arg(short, long)]
     data: Option<String>,
-    /// Seconds to wait for the connection and for each read.
+    /// Seconds to wait for the name lookup, the connection and each read.
     #[arg(long, default_value_t = 30)]
     #[arg(value_parser = clap::value_parser!(u64).range(1..))]
     timeout: u64,
@@ -53,10 +57,13 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> Result<()> {
     let url = &args.url;
-    ensure!(
-        url.scheme() == "http",
-        "{url}: only http:// (https needs TLS)"
-    );
+    match url.scheme() {
+        "http" => {}
+        "https" => bail!("{url}: https:// needs TLS, which this program lacks"),
+        // `localhost:8000` parses as a URL whose scheme is `localhost`.
+        _ if !url.has_host() => bail!("{url}: no http:// in front"),
+        scheme => bail!("{url}: {scheme}:// is not HTTP"),
+    }
     // The request is checked before anything is sent anywhere.
     let request = build_request(&args)?;
     let timeout = Duration::from_secs(args.timeout);
@@ -69,13 +76,24 @@ fn run(args: Args) -> Result<()> {
 
     let mut reader = BufReader::new(&stream);
     let secs = args.timeout;
-    let head = read_head(&mut reader)
-        .map_err(|e| timed_out(e, &format!("no response within {secs} s")))?;
-    show('<', &head.text);
+    let mut interim = 0;
+    let head = loop {
+        let head = read_head(&mut reader).map_err(|e| {
+            timed_out(e, &format!("no response within {secs} s"))
+        })?;
+        show('<', &head.text);
+        // 100 Continue and 103 Early Hints come before the real response;
+        // 101 would switch protocols, which this program never asks for.
+        if !(100..200).contains(&head.status) || head.status == 101 {
+            break head;
+        }
+        interim += 1;
+        ensure!(interim <= 10, "over 10 interim responses, and no answer");
+    };
     let body = read_body(&mut reader, &head, &args.method)
         .map_err(|e| timed_out(e, &format!("the body stalled for {secs} s")))?;
     if !body.is_empty() {
-        println!("{}", String::from_utf8_lossy(&body));
+        println!("{}", decode(&body, head.charset.as_deref()));
     }
     // As with requests, a 404 or a 500 is a response, not a failed request;
     // this program reports it as a failure after printing it.
@@ -91,8 +109,7 @@ fn run(args: Args) -> Result<()> {
 /// `socket.create_connection` does, and reports the last failure.
 fn connect(url: &Url, timeout: Duration) -> Result<TcpStream> {
     let host = url.host_str().context("the URL has no host")?;
-    let addrs = url
-        .socket_addrs(|| Some(80))
+    let addrs = resolve(url, timeout)
         .with_context(|| format!("cannot resolve {host}"))?;
     let mut last_error = None;
     for addr in addrs {
@@ -106,6 +123,20 @@ fn connect(url: &Url, timeout: Duration) -> Result<TcpStream> {
         None => bail!("{host} has no address"),
     }
 }
+
+// ANCHOR: resolve
+/// The system's name lookup takes no timeout, so it runs on a thread of its
+/// own, and the program stops waiting for it after `timeout`.
+fn resolve(url: &Url, timeout: Duration) -> Result<Vec<SocketAddr>> {
+    let (sender, receiver) = mpsc::channel();
+    let url = url.clone();
+    thread::spawn(move || sender.send(url.socket_addrs(|| Some(80))));
+    match receiver.recv_timeout(timeout) {
+        Ok(addrs) => Ok(addrs?),
+        Err(_) => bail!("no answer within {} s", timeout.as_secs()),
+    }
+}
+// ANCHOR_END: resolve
 
 // ANCHOR: request
 /// The request line, the headers, a blank line, then the body.
@@ -172,6 +203,8 @@ struct Head {
     status_text: String,
     chunked: bool,
     length: Option<u64>,
+    /// The `charset` of the Content-Type, if it names one.
+    charset: Option<String>,
 }
 
 // ANCHOR: response
@@ -194,6 +227,7 @@ fn read_head(reader: &mut impl BufRead) -> Result<Head> {
         status_text,
         chunked: false,
         length: None,
+        charset: None,
     };
     loop {
         let line = read_line(reader)?;
@@ -208,6 +242,8 @@ fn read_head(reader: &mut impl BufRead) -> Result<Head> {
             head.chunked = value.eq_ignore_ascii_case("chunked");
         } else if name == "content-length" {
             head.length = Some(value.parse().context("bad Content-Length")?);
+        } else if name == "content-type" {
+            head.charset = charset(value);
         }
     }
 }
@@ -275,6 +311,30 @@ fn read_line(reader: &mut impl BufRead) -> Result<String> {
     }
     let line = String::from_utf8(line).context("a header is not text")?;
     Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
+/// The `charset` parameter of a Content-Type such as
+/// `text/html; charset=gbk`.
+fn charset(content_type: &str) -> Option<String> {
+    content_type.split(';').skip(1).find_map(|param| {
+        let (name, value) = param.split_once('=')?;
+        let value = value.trim().trim_matches('"');
+        name.trim()
+            .eq_ignore_ascii_case("charset")
+            .then(|| value.to_string())
+    })
+}
+
+/// The body as text, in the encoding the server named; UTF-8 if it named
+/// none or one this program does not know (and then it says so).
+fn decode(body: &[u8], charset: Option<&str>) -> String {
+    let label = charset.unwrap_or("utf-8");
+    let Some(encoding) = Encoding::for_label(label.as_bytes()) else {
+        let (text, _) = UTF_8.decode_without_bom_handling(body);
+        return format!("{text}\n(unknown charset {label:?}: shown as UTF-8)");
+    };
+    let (text, _) = encoding.decode_without_bom_handling(body);
+    text.into_owned()
 }
 
 /// A read timeout becomes `message`; any other error stays as it is.

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Parser;
 
 /// The User-Agent of the notes: a Chrome on Windows, as a browser sends it.
@@ -26,6 +26,12 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    // rustls needs a cryptography provider, and this book builds it with
+    // `ring` (chapter 1 says why); this fails, harmlessly, if one is already
+    // installed. A reqwest with its default features needs no such line.
+    // ANCHOR: provider
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    // ANCHOR_END: provider
     match run(Args::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -37,8 +43,6 @@ fn main() -> ExitCode {
 
 // ANCHOR: get
 fn run(args: Args) -> Result<()> {
-    // rustls needs a cryptography provider; this book builds it with `ring`.
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::blocking::Client::builder()
         .user_agent(&args.user_agent)
         .timeout(Duration::from_secs(args.timeout))
@@ -64,7 +68,18 @@ fn run(args: Args) -> Result<()> {
     // Like requests, reqwest returns a 404 or a 500 as a response, not an
     // error; this program treats them as failures, after printing them.
     let status = response.status();
-    let body = response.bytes().context("cannot read the body")?;
+    // A timeout can also strike while the body arrives; reqwest reports it
+    // as "error decoding response body", with the timeout in its sources.
+    let body = response.bytes().map_err(|e| {
+        if e.is_timeout() {
+            anyhow::anyhow!(
+                "GET {url}: timed out after {} s, while the body arrived",
+                args.timeout
+            )
+        } else {
+            anyhow::anyhow!("GET {url}: cannot read the body: {}", chain(&e))
+        }
+    })?;
     println!("body: {} bytes", body.len());
     if status.is_client_error() || status.is_server_error() {
         anyhow::bail!("the server answered {status}");
@@ -81,4 +96,15 @@ fn root_cause(error: &dyn std::error::Error) -> String {
         cause = source;
     }
     cause.to_string()
+}
+
+/// Every layer of an error, outermost first: what reqwest was doing, and why.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(source) = cause {
+        text += &format!(": {source}");
+        cause = source.source();
+    }
+    text
 }

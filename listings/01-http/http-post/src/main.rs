@@ -26,6 +26,10 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    // rustls needs a cryptography provider, and this book builds it with
+    // `ring` (chapter 1 says why); this fails, harmlessly, if one is already
+    // installed. A reqwest with its default features needs no such line.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     match run(Args::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -37,7 +41,6 @@ fn main() -> ExitCode {
 
 // ANCHOR: post
 fn run(args: Args) -> Result<()> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(args.timeout))
         .build()?;

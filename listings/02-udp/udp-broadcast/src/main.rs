@@ -5,11 +5,14 @@
 //! The defaults stay on this machine: 127.255.255.255 is the broadcast address
 //! of the loopback network 127.0.0.0/8.
 
+use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
 use std::process::ExitCode;
+use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
+use decode_order::decode;
 use socket2::{Domain, Protocol, Socket, Type};
 
 #[derive(Parser)]
@@ -44,6 +47,10 @@ enum Command {
         /// Stop after this many datagrams.
         #[arg(long, default_value_t = 1)]
         count: u32,
+        /// Seconds to wait for each datagram before giving up.
+        #[arg(long, default_value_t = 60)]
+        #[arg(value_parser = clap::value_parser!(u64).range(1..))]
+        wait: u64,
     },
 }
 
@@ -55,7 +62,7 @@ fn main() -> ExitCode {
             without_broadcast_flag,
             message,
         } => send(bind, to, !without_broadcast_flag, &message),
-        Command::Listen { bind, count } => listen(bind, count),
+        Command::Listen { bind, count, wait } => listen(bind, count, wait),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -78,12 +85,18 @@ fn send(
     // Without this flag the kernel refuses any datagram to a broadcast address
     // (EACCES), so that a program cannot flood a network by accident.
     socket.set_broadcast(broadcast)?;
-    let sent = socket.send_to(message.as_bytes(), to).with_context(|| {
-        format!(
-            "cannot send to {to} (SO_BROADCAST is {})",
-            on_off(broadcast)
-        )
-    })?;
+    let sent = match socket.send_to(message.as_bytes(), to) {
+        Ok(sent) => sent,
+        // The flag explains this error only: do not blame it for others.
+        Err(e) if e.kind() == ErrorKind::PermissionDenied && !broadcast => {
+            return Err(e).with_context(|| {
+                format!("cannot send to {to} (SO_BROADCAST is off)")
+            });
+        }
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot send to {to}"));
+        }
+    };
     println!(
         "sent {sent} bytes to {to} with SO_BROADCAST {}",
         on_off(broadcast)
@@ -93,7 +106,7 @@ fn send(
 // ANCHOR_END: send
 
 // ANCHOR: listen
-fn listen(bind: SocketAddr, count: u32) -> Result<()> {
+fn listen(bind: SocketAddr, count: u32, wait: u64) -> Result<()> {
     // std's UdpSocket::bind cannot set options before binding; socket2 can.
     // SO_REUSEADDR lets several listeners on this machine share the port, and
     // each receives every broadcast.
@@ -107,12 +120,27 @@ fn listen(bind: SocketAddr, count: u32) -> Result<()> {
         .bind(&bind.into())
         .with_context(|| format!("cannot bind {bind}"))?;
     let socket = UdpSocket::from(socket);
+    socket.set_read_timeout(Some(Duration::from_secs(wait)))?;
     println!("listening on {}", socket.local_addr()?);
     // The largest UDP payload over IPv4: no datagram is cut short.
     let mut buf = vec![0; 65_507];
     for _ in 0..count {
-        let (len, from) = socket.recv_from(&mut buf)?;
-        println!("{from}-->{}", String::from_utf8_lossy(&buf[..len]));
+        let (len, from) = match socket.recv_from(&mut buf) {
+            Ok(received) => received,
+            // A timed-out read is WouldBlock on Unix and TimedOut on Windows.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut
+                ) =>
+            {
+                bail!("no datagram within {wait} s")
+            }
+            Err(e) => return Err(e).context("cannot receive"),
+        };
+        // The same guess as the chat's: UTF-8 first, then GBK.
+        let (text, encoding) = decode(&buf[..len]);
+        println!("{from}-->{text}   ({encoding}, {len} bytes)");
     }
     Ok(())
 }

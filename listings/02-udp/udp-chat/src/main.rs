@@ -2,7 +2,6 @@
 //! any peer, 2 receives one, 3 quits. Bad answers are asked again; the end of
 //! input quits cleanly.
 
-use std::borrow::Cow;
 use std::io::{self, BufRead, ErrorKind, Write};
 use std::mem::MaybeUninit;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -11,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use encoding_rs::GBK;
+use decode_order::decode;
 use socket2::{MaybeUninitSlice, SockRef};
 
 /// Chat over UDP: send datagrams to any peer and receive them on one socket.
@@ -103,11 +102,17 @@ fn ask<T>(
     loop {
         print!("{prompt}");
         io::stdout().flush()?;
-        let mut line = String::new();
-        if input.read_line(&mut line)? == 0 {
+        // Bytes, not a String: read_line would fail on a line that is not
+        // UTF-8 (typed on a GBK console, say), and end the chat.
+        let mut line = Vec::new();
+        if input.read_until(b'\n', &mut line)? == 0 {
             return Err(ErrorKind::UnexpectedEof.into());
         }
-        match parse(line.trim_end_matches(['\r', '\n'])) {
+        let answer = match String::from_utf8(line) {
+            Ok(line) => parse(line.trim_end_matches(['\r', '\n'])),
+            Err(_) => Err("the line is not UTF-8 text".to_string()),
+        };
+        match answer {
             Ok(answer) => return Ok(answer),
             Err(why) => println!("input error, please try again: {why}"),
         }
@@ -192,15 +197,3 @@ fn receive(socket: &UdpSocket, args: &Args) -> io::Result<()> {
     Ok(())
 }
 // ANCHOR_END: receive
-
-/// Strict UTF-8 first, then GBK: see the decode-order listing for why not the
-/// other way.
-fn decode(bytes: &[u8]) -> (Cow<'_, str>, &'static str) {
-    if let Ok(text) = std::str::from_utf8(bytes) {
-        return (Cow::Borrowed(text), "UTF-8");
-    }
-    match GBK.decode_without_bom_handling_and_without_replacement(bytes) {
-        Some(text) => (text, "GBK"),
-        None => (String::from_utf8_lossy(bytes), "not UTF-8 or GBK"),
-    }
-}

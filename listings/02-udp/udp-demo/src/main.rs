@@ -62,7 +62,10 @@ fn run(args: Args) -> Result<()> {
         .with_context(|| format!("cannot send to {}", args.peer))?;
 
     socket.set_read_timeout(Some(Duration::from_secs(args.wait)))?;
-    let mut buf = [0; 1024];
+    // The note's 1024 bytes, plus one: a datagram that fills the extra byte was
+    // longer than 1024, and the kernel has discarded what did not fit.
+    const MAX: usize = 1024;
+    let mut buf = [0; MAX + 1];
     let (len, from) = match socket.recv_from(&mut buf) {
         Ok(received) => received,
         // A timed-out read is WouldBlock on Unix and TimedOut on Windows.
@@ -76,10 +79,17 @@ fn run(args: Args) -> Result<()> {
         }
         Err(e) => return Err(e).context("cannot receive"),
     };
-    let (text, malformed) = GBK.decode_without_bom_handling(&buf[..len]);
+    let truncated = len > MAX;
+    let (text, malformed) =
+        GBK.decode_without_bom_handling(&buf[..len.min(MAX)]);
     println!("{from}>>>{text}");
     if malformed {
         println!("(not valid GBK: U+FFFD marks the bytes that were not)");
+    }
+    if truncated {
+        println!(
+            "(longer than {MAX} bytes: only the first {MAX} are shown, the rest is lost)"
+        );
     }
     Ok(())
 }

@@ -7,9 +7,16 @@ use std::net::{TcpListener, TcpStream};
 use std::process::ExitCode;
 use std::thread;
 
-use encoding_rs::GBK;
+use clap::Parser;
+use encoding_rs::{CoderResult, GBK};
+
+/// Show, on a loopback connection, that TCP carries bytes, not messages:
+/// writes merge, reads split characters, and newlines frame messages again.
+#[derive(Parser)]
+struct Args {}
 
 fn main() -> ExitCode {
+    Args::parse();
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -58,8 +65,9 @@ fn send(mut client: TcpStream, messages: &[&str]) -> io::Result<()> {
 /// Two messages, two writes, one read.
 fn writes_merge() -> io::Result<()> {
     let (client, mut server) = connected()?;
-    // The reader is waiting before anything is written: the writes are not
-    // merged because it came late, but because they travel together.
+    // The reader starts before anything is written. Whether it is already
+    // blocked in `read` when the bytes come does not matter: they arrive
+    // together, so one read gets both.
     let reader = thread::spawn(move || {
         let mut buf = [0; 1024];
         let len = server.read(&mut buf)?;
@@ -100,9 +108,17 @@ fn reads_split() -> io::Result<()> {
         // Decoding each read on its own turns split characters into U+FFFD.
         each_alone += &GBK.decode_without_bom_handling(chunk).0;
         // A streaming decoder keeps a split character until its end comes.
-        let room = decoder.max_utf8_buffer_length(chunk.len()).unwrap_or(16);
-        streaming.reserve(room);
-        let _ = decoder.decode_to_string(chunk, &mut streaming, last);
+        let room = decoder.max_utf8_buffer_length(chunk.len());
+        streaming.reserve(room.unwrap_or(0));
+        // With room for the worst case, the decoder takes the whole chunk; if
+        // it ever did not, the text would be cut, so say so.
+        let (result, _, _) =
+            decoder.decode_to_string(chunk, &mut streaming, last);
+        if result == CoderResult::OutputFull {
+            return Err(io::Error::other(
+                "the decoder had no room for the text",
+            ));
+        }
         let len = chunk.len();
         reader.consume(len);
         if last {

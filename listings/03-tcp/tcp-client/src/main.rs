@@ -1,5 +1,6 @@
 //! S2.5: the notes' TCP client: connect to the server, send one typed line
-//! GBK-encoded, print the reply, close.
+//! GBK-encoded (with its newline, which line-framed servers wait for), print
+//! the reply, close.
 
 use std::io::{self, BufRead, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -55,7 +56,10 @@ fn run(args: Args) -> Result<()> {
     if unmappable {
         bail!("{line:?} has characters that GBK cannot encode");
     }
+    // The newline ends the message: a server that reads lines (as this
+    // chapter's threaded server does) waits for it.
     stream.write_all(&bytes)?;
+    stream.write_all(b"\n")?;
 
     stream.set_read_timeout(Some(wait))?;
     let mut buf = [0; 1024];
@@ -73,7 +77,7 @@ fn run(args: Args) -> Result<()> {
         Err(e) => return Err(e).context("cannot receive"),
     };
     let (reply, _) = GBK.decode_without_bom_handling(&buf[..len]);
-    println!("reply: {reply}");
+    println!("reply: {}", reply.trim_end_matches(['\r', '\n']));
     Ok(())
 }
 // ANCHOR_END: run

@@ -20,6 +20,7 @@ struct Args {
     bind: SocketAddr,
     /// Connections the kernel may queue before `accept` takes them.
     #[arg(long, default_value_t = 128)]
+    #[arg(value_parser = clap::value_parser!(i32).range(1..))]
     backlog: i32,
     /// Seconds a client may stay silent before the server hangs up.
     #[arg(long, default_value_t = 60)]
@@ -76,8 +77,10 @@ fn run(args: Args) -> Result<()> {
 fn listen(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
     let domain = Domain::for_address(addr);
     let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
-    // As std does: a restarted server can bind again at once, while the
-    // last run's connections linger in TIME_WAIT.
+    // As std does on Unix: a restarted server can bind again at once, while
+    // the last run's connections linger in TIME_WAIT. (On Windows the option
+    // would let another program take the port over: std leaves it off there.)
+    #[cfg(unix)]
     socket.set_reuse_address(true)?;
     socket.bind(&addr.into())?;
     socket.listen(backlog)?;
@@ -102,7 +105,7 @@ fn serve(
             return Ok(()); // the client closed its side
         }
         let (text, _) = GBK.decode_without_bom_handling(&buf[..len]);
-        println!("{peer} sent: {text}");
+        println!("{peer} sent: {}", text.trim_end_matches(['\r', '\n']));
         stream.write_all(&reply)?;
     }
 }

@@ -1,13 +1,14 @@
-//! S2.6, grown up: a thread per connection, so that many clients are served
-//! at once; messages are lines of GBK text, each answered with 我收到了; a
-//! client that stalls, resets, stops mid-message or sends too much ends its
-//! own connection, never the server. A library as well as a program, so
+//! S2.6, grown up: a thread per connection (up to a cap), so that many
+//! clients are served at once; messages are lines of GBK text, each answered
+//! with 我收到了; a client that stalls, drips, resets, stops mid-message or
+//! sends too much ends its own connection, never the server. A library as well as a program, so
 //! that chapter 12's C10K measurement runs this very server.
 
 use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::Parser;
@@ -28,6 +29,16 @@ pub struct Args {
     #[arg(long, default_value_t = 60)]
     #[arg(value_parser = clap::value_parser!(u64).range(1..))]
     idle: u64,
+    /// Seconds a connection may last in all: a client that sends a byte now
+    /// and then is never idle, and would otherwise hold its thread for ever.
+    #[arg(long, default_value_t = 600)]
+    #[arg(value_parser = clap::value_parser!(u64).range(1..))]
+    deadline: u64,
+    /// Clients served at once, each by a thread; more are turned away, so
+    /// that a flood of connections cannot exhaust the machine's threads.
+    #[arg(long, default_value_t = 1024)]
+    #[arg(value_parser = clap::value_parser!(u32).range(1..))]
+    max_clients: u32,
     /// The longest message accepted, in bytes.
     #[arg(long, default_value_t = 1024)]
     #[arg(value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
@@ -47,6 +58,8 @@ pub fn run(args: Args) -> Result<()> {
     let listener = listen(args.bind, args.backlog)
         .with_context(|| format!("cannot listen on {}", args.bind))?;
     println!("listening on {}", listener.local_addr()?);
+    // The clients being served now, each by a thread.
+    let serving = &AtomicU32::new(0);
     let args = &args;
     // Scoped threads may borrow `args`; the scope waits for all of them.
     thread::scope(|scope| {
@@ -63,19 +76,31 @@ pub fn run(args: Args) -> Result<()> {
                 }
             };
             accepted += 1;
+            // Only this loop adds, so the count cannot pass the cap between
+            // the check and the increment.
+            if serving.load(Ordering::SeqCst) >= args.max_clients {
+                println!(
+                    "{peer}: already serving --max-clients {}; closing",
+                    args.max_clients
+                );
+                continue;
+            }
+            serving.fetch_add(1, Ordering::SeqCst);
             if !args.quiet {
                 println!("{peer} connected");
             }
-            let spawned = thread::Builder::new().spawn_scoped(
-                scope,
-                move || match serve(stream, peer, args) {
-                    Ok(_) if args.quiet => {}
-                    Ok(end) => println!("{peer} {end}"),
-                    Err(e) => println!("{peer}: {}", describe(&e, args.idle)),
-                },
-            );
+            let spawned =
+                thread::Builder::new().spawn_scoped(scope, move || {
+                    match serve(stream, peer, args) {
+                        Ok(_) if args.quiet => {}
+                        Ok(end) => println!("{peer} {end}"),
+                        Err(e) => println!("{peer}: {e}"),
+                    }
+                    serving.fetch_sub(1, Ordering::SeqCst);
+                });
             // The system may refuse a thread; that costs one connection.
             if let Err(e) = spawned {
+                serving.fetch_sub(1, Ordering::SeqCst);
                 println!("{peer}: no thread for it ({e}); closing");
             }
         }
@@ -88,6 +113,7 @@ pub fn run(args: Args) -> Result<()> {
 fn listen(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
     let domain = Domain::for_address(addr);
     let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
+    #[cfg(unix)]
     socket.set_reuse_address(true)?;
     socket.bind(&addr.into())?;
     socket.listen(backlog)?;
@@ -102,10 +128,14 @@ fn serve(
     args: &Args,
 ) -> io::Result<String> {
     // A client that stops reading must not block the server's writes either.
-    let idle = Some(Duration::from_secs(args.idle));
-    stream.set_read_timeout(idle)?;
-    stream.set_write_timeout(idle)?;
-    let mut reader = BufReader::new(&stream);
+    let idle = Duration::from_secs(args.idle);
+    stream.set_write_timeout(Some(idle))?;
+    let deadline = Instant::now() + Duration::from_secs(args.deadline);
+    let mut reader = BufReader::new(Timed {
+        stream: &stream,
+        idle,
+        deadline,
+    });
     let mut writer = &stream;
     let reply = GBK.encode("我收到了\n").0;
     let mut line = Vec::new();
@@ -113,7 +143,14 @@ fn serve(
         line.clear();
         // One byte more than allowed, to tell "too long" from "just fits".
         let limit = args.max_line + 1;
-        let len = (&mut reader).take(limit).read_until(b'\n', &mut line)?;
+        let read = (&mut reader).take(limit).read_until(b'\n', &mut line);
+        let len = match read {
+            Ok(len) => len,
+            Err(e) if is_timeout(&e) => {
+                return Ok(timed_out(&line, deadline, args));
+            }
+            Err(e) => return Err(e),
+        };
         if len == 0 {
             return Ok("closed the connection".into());
         }
@@ -141,22 +178,49 @@ fn serve(
         }
         if let Err(e) = writer.write_all(&reply) {
             // A client that stops reading fills the buffers; the write times out.
-            return match e.kind() {
-                ErrorKind::WouldBlock | ErrorKind::TimedOut => {
-                    Ok(format!("read no reply for {} s; hanging up", args.idle))
-                }
-                _ => Err(e),
-            };
+            if is_timeout(&e) {
+                let end =
+                    format!("read no reply for {} s; hanging up", args.idle);
+                return Ok(end);
+            }
+            return Err(e);
         }
+    }
+}
+
+/// Says why a read timed out, and what the client had sent of its line.
+fn timed_out(line: &[u8], deadline: Instant, args: &Args) -> String {
+    let why = if Instant::now() >= deadline {
+        format!("reached the --deadline of {} s", args.deadline)
+    } else {
+        format!("was silent for {} s", args.idle)
+    };
+    match line.len() {
+        0 => format!("{why}; hanging up"),
+        sent => format!("{why} after {sent} bytes of a line; hanging up"),
     }
 }
 // ANCHOR_END: serve
 
-fn describe(error: &io::Error, idle: u64) -> String {
-    match error.kind() {
-        ErrorKind::WouldBlock | ErrorKind::TimedOut => {
-            format!("was silent for {idle} s; hanging up")
+/// The stream, read with a timeout of `idle`, but never past `deadline`.
+struct Timed<'a> {
+    stream: &'a TcpStream,
+    idle: Duration,
+    deadline: Instant,
+}
+
+impl Read for Timed<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(ErrorKind::TimedOut.into());
         }
-        _ => error.to_string(),
+        self.stream.set_read_timeout(Some(left.min(self.idle)))?;
+        self.stream.read(buf)
     }
+}
+
+/// A timed-out read or write is WouldBlock on Unix and TimedOut on Windows.
+fn is_timeout(error: &io::Error) -> bool {
+    matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
 }

@@ -50,7 +50,11 @@ pub fn serve(server: Server) -> Result<()> {
     match server {
         Server::Threads => {
             use tcp_threaded_server::{Args, run};
-            run(Args::parse_from(once("tcp-threaded-server").chain(options)))
+            // Its cap on clients (1024 by default) would turn most of them away.
+            let uncapped = ["--max-clients", "100000"];
+            let args =
+                once("tcp-threaded-server").chain(options).chain(uncapped);
+            run(Args::parse_from(args))
         }
         Server::Tokio => {
             use echo_server::{Args, run};
