@@ -185,6 +185,23 @@ fn pool_queue_reports_a_failing_worker_and_reaps_the_rest() {
     assert_snapshot!(transcript, "failing-worker");
 }
 
+/// One worker, a thousand tasks: far more than its task channel holds while the worker is
+/// blocked putting results on a queue nobody reads yet. The pool reads results while it hands
+/// out the tasks, so the run ends (it hung when it sent them all first).
+#[test]
+fn pool_queue_one_worker_a_thousand_tasks() {
+    let transcript = listing("pool-queue")
+        .args(["--workers", "1", "--tasks", "1000"])
+        .spawn()
+        .finish();
+    let text = &transcript.text;
+    assert!(transcript.status.success(), "{text}");
+    assert!(
+        text.contains("1000 of 1000 tasks reported exactly once, by 1 of the 1 workers"),
+        "{text}"
+    );
+}
+
 #[test]
 fn pool_queue_rejects_zero_workers() {
     assert_refused!("pool-queue", &["--workers", "0"], "zero-workers");
