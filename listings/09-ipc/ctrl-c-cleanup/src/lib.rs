@@ -6,12 +6,12 @@
 use std::fs;
 use std::io::{self, BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{self, ChildStdout};
+use std::process::{self, Child, ChildStdout, ExitStatus};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, LazyLock};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use signal_hook::consts::{SIGINT, SIGTERM};
@@ -124,5 +124,21 @@ pub fn relay(
                 ensure!(silent < PATIENCE, "a child said nothing for 10 s");
             }
         }
+    }
+}
+
+/// Waits for a child to exit, and returns how it ended. `wait` alone would
+/// block for as long as the child runs, deaf to a stop signal: this polls
+/// `try_wait` every 10 ms, looks for a stop signal between two polls, and
+/// fails after 10 s (the caller's guard then kills the child and reaps it).
+pub fn reap(child: &mut Child) -> Result<ExitStatus> {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        stopped()?;
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        ensure!(Instant::now() < deadline, "a child did not exit in 10 s");
+        thread::sleep(Duration::from_millis(10));
     }
 }
