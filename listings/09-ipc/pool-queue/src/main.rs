@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use ctrl_c_cleanup::{RunDir, catch_stop_signals, end_if_stopped, stopped};
+use ctrl_c_cleanup::{
+    RunDir, catch_stop_signals, end_if_stopped, reap, stopped,
+};
 use ipc_channel::ipc::{self, IpcOneShotServer, IpcReceiver, IpcSender};
 use ipc_channel::{IpcError, TryRecvError};
 use serde::{Deserialize, Serialize};
@@ -180,9 +182,10 @@ fn pool(args: &Args) -> Result<()> {
     let _ = feeder.join();
     let mut failed = Vec::new();
     for worker in &mut workers {
-        let status = worker.child.wait()?;
+        let status = reap(&mut worker.child)?;
+        let pid = worker.child.id();
+        println!("reaped pid {pid}: {}", describe(status));
         if !status.success() {
-            let pid = worker.child.id();
             failed.push(format!("pid {pid}, {}", describe(status)));
         }
     }
