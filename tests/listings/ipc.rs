@@ -121,7 +121,7 @@ fn ctrl_c_cleanup(dir: &TestDir, wait: &str) -> (crate::harness::Run, PathBuf) {
 /// Its directory and the pid in its name, as the snapshot shows them.
 fn redact_run_dir(transcript: &mut Transcript, dir: &TestDir) {
     transcript.redact_matches(&regex::escape(dir.arg()), "[TMP]");
-    transcript.redact_matches(r"ctrl-c-cleanup\.\d+", "ctrl-c-cleanup.[PID]");
+    transcript.redact_matches(r"ctrl-c-cleanup\.\w{6}", "ctrl-c-cleanup.[RANDOM]");
 }
 
 #[test]
@@ -181,7 +181,7 @@ fn ctrl_c_cleanup_reports_a_missing_directory() {
         .finish();
     assert_eq!(transcript.status.code(), Some(1), "{}", transcript.text);
     let mut transcript = transcript;
-    transcript.redact_matches(r"ctrl-c-cleanup\.\d+", "ctrl-c-cleanup.[PID]");
+    transcript.redact_matches(r"ctrl-c-cleanup\.\w{6}", "ctrl-c-cleanup.[RANDOM]");
     assert_snapshot!(transcript, "missing-dir");
 }
 
