@@ -856,6 +856,22 @@ fn machine() -> String {
     )
 }
 
+/// `name --help` prints clap's help, with the listing's usage line, and exits with status 0:
+/// every listing is a real program, and says what it takes.
+pub fn assert_answers_help(name: &str) {
+    let transcript = listing(name).args(["--help"]).spawn().finish();
+    assert!(
+        transcript.status.success(),
+        "{name} --help: {}",
+        transcript.text
+    );
+    assert!(
+        transcript.text.contains(&format!("Usage: {name}")),
+        "{name} --help printed no usage line:\n{}",
+        transcript.text
+    );
+}
+
 pub fn workspace_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
