@@ -60,7 +60,6 @@ pub(crate) enum Stop {
 /// A listing stopped half-way by a signal.
 pub(crate) struct Stopped {
     pub transcript: Transcript,
-    pub pid: u32,
     /// The groups of the line the test waited for before it sent the signal.
     pub ready: Vec<String>,
 }
@@ -75,7 +74,6 @@ pub(crate) struct Stopped {
 pub(crate) fn stopped(name: &str, args: &[&str], ready: &str, how: Stop) -> Stopped {
     for _ in 0..10 {
         let mut run = listing(name).args(args).spawn();
-        let pid = run.pid();
         let ready = run.wait_for_line(ready);
         let signal = match how {
             Stop::CtrlC => {
@@ -99,11 +97,7 @@ pub(crate) fn stopped(name: &str, args: &[&str], ready: &str, how: Stop) -> Stop
             transcript.status,
             transcript.text
         );
-        return Stopped {
-            transcript,
-            pid,
-            ready,
-        };
+        return Stopped { transcript, ready };
     }
     panic!("{name} finished before {how:?} came, ten times");
 }
