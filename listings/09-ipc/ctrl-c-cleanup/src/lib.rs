@@ -52,8 +52,9 @@ pub fn end_if_stopped() {
 }
 
 /// A directory of this run's own, `PARENT/PROGRAM.XXXXXX`, removed with all
-/// it holds when dropped: on every way out of the program but SIGKILL, once
-/// stop signals are errors. The six random characters come from `tempfile`,
+/// it holds when dropped: on a return, an error or a panic, and, once stop
+/// signals are errors, on SIGINT and SIGTERM; never on SIGKILL, another
+/// signal left to its default action, or `process::exit`. The six random characters come from `tempfile`,
 /// which creates the directory only if the name is free: nobody can guess
 /// the name, or make it first and leave a trap in it. Mode 700: only this
 /// user may enter it.
