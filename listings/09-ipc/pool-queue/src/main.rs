@@ -180,10 +180,14 @@ fn pool(args: &Args) -> Result<()> {
     }
     // Every worker has ended, so every send has returned.
     let _ = feeder.join();
-    let mut failed = Vec::new();
+    // Every worker reaped first, then reported: a worker's own last words
+    // (its error) come before it exits, so before all of these lines.
+    let mut statuses = Vec::new();
     for worker in &mut workers {
-        let status = reap(&mut worker.child)?;
-        let pid = worker.child.id();
+        statuses.push((worker.child.id(), reap(&mut worker.child)?));
+    }
+    let mut failed = Vec::new();
+    for (pid, status) in statuses {
         println!("reaped pid {pid}: {}", describe(status));
         if !status.success() {
             failed.push(format!("pid {pid}, {}", describe(status)));
