@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use clap::{Parser, Subcommand};
-use ctrl_c_cleanup::{RunDir, catch_stop_signals, end_if_stopped, stopped};
+use ctrl_c_cleanup::{
+    RunDir, catch_stop_signals, end_if_stopped, reap, stopped,
+};
 #[cfg(target_os = "linux")]
 use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 use nix::unistd::getuid;
@@ -101,8 +103,11 @@ impl Reaped {
     }
 
     fn finish(mut self) -> Result<()> {
-        let mut child = self.0.take().expect("not finished yet");
-        let status = child.wait().context("cannot wait for the child")?;
+        let child = self.0.as_mut().expect("not finished yet");
+        // Within 10 s, watching for a stop signal (ctrl-c-cleanup's reap); on
+        // an error the child is still in `self`, whose Drop kills and reaps it.
+        let status = reap(child)?;
+        self.0 = None; // reaped
         ensure!(status.success(), "the child failed: {status}");
         Ok(())
     }
