@@ -84,9 +84,15 @@ fn tiny_executor_takes_no_options() {
 
 #[test]
 fn tokio_tasks_are_lazy_until_awaited_detached_by_a_dropped_handle_and_a_panic_is_a_join_error() {
-    let transcript = listing("tokio-tasks").spawn().finish();
+    // Task 4's panic is the lesson: its message, printed by the default panic hook on the
+    // worker thread, is in the output, once.
+    let mut transcript = listing("tokio-tasks").panics(1).spawn().finish();
     assert!(transcript.status.success(), "{}", transcript.text);
     position(&transcript, "look_up(1) called: 0 started");
+    // Printed while task 4 unwinds, before task 3 may begin: before every task's result.
+    let message = position(&transcript, "no record with id 4");
+    assert!(message < position(&transcript, r#"task 2: returned "record 2""#));
+    transcript.redact_matches(r"thread '([^']+)' \(\d+\)", "thread '$1' ([TID])");
     position(&transcript, r#"awaited: "record 1", 1 started"#);
     // The tasks end in the reverse order (by synchronisation, not by timers, so that no
     // load can change it), and the handles still give their results in the order they are
@@ -243,4 +249,20 @@ fn spawn_blocking_lets_the_ticker_run_where_blocking_in_place_does_not() {
 #[test]
 fn spawn_blocking_refuses_a_block_too_short_to_see() {
     assert_refused!("spawn-blocking", &["--block-ms", "10"], "short-block");
+}
+
+#[test]
+fn every_listing_of_chapter_12_answers_help() {
+    for name in [
+        "c10k",
+        "echo-client",
+        "echo-server",
+        "join-select",
+        "spawn-blocking",
+        "timeouts",
+        "tiny-executor",
+        "tokio-tasks",
+    ] {
+        crate::harness::assert_answers_help(name);
+    }
 }

@@ -55,6 +55,7 @@ pub struct Listing {
     measuring: bool,
     heavy: bool,
     file_limit: Option<u64>,
+    panics: usize,
 }
 
 /// Starts describing a run of the listing crate `name` (its package and binary name).
@@ -66,6 +67,7 @@ pub fn listing(name: &str) -> Listing {
         measuring: false,
         heavy: false,
         file_limit: None,
+        panics: 0,
     }
 }
 
@@ -102,6 +104,14 @@ impl Listing {
     /// whose limit is too low for what the listing needs.
     pub fn file_limit(mut self, limit: u64) -> Self {
         self.file_limit = Some(limit);
+        self
+    }
+
+    /// Accepts exactly `n` panic messages (`panicked at`) in the output: for a listing that
+    /// shows a panic on purpose (a task's, caught by its runtime), whose message is part of
+    /// the lesson. Any other number fails the run, as any panic fails a listing by default.
+    pub fn panics(mut self, n: usize) -> Self {
+        self.panics = n;
         self
     }
 
@@ -184,6 +194,7 @@ impl Listing {
             command_line,
             redactions: Vec::new(),
             typed_up_to: 0,
+            panics: self.panics,
         }
     }
 }
@@ -327,6 +338,8 @@ pub struct Run {
     redactions: Vec<(Regex, String)>,
     /// Screen length after the last typed line: a prompt must appear after it.
     typed_up_to: usize,
+    /// How many panic messages the output must hold (`Listing::panics`); 0 unless told.
+    panics: usize,
 }
 
 impl Run {
@@ -481,9 +494,11 @@ impl Run {
             measuring: self.measuring,
             compiler: false,
         };
-        assert!(
-            !transcript.text.contains("panicked at"),
-            "{} panicked; a listing reports errors in one line instead:\n{}",
+        assert_eq!(
+            transcript.text.matches("panicked at").count(),
+            self.panics,
+            "{} panicked (or not) other than planned; a listing reports errors in one line \
+             instead:\n{}",
             self.name,
             transcript.text
         );
@@ -862,6 +877,22 @@ fn machine() -> String {
         kernel.trim(),
         date.trim()
     )
+}
+
+/// `name --help` prints clap's help, with the listing's usage line, and exits with status 0:
+/// every listing is a real program, and says what it takes.
+pub fn assert_answers_help(name: &str) {
+    let transcript = listing(name).args(["--help"]).spawn().finish();
+    assert!(
+        transcript.status.success(),
+        "{name} --help: {}",
+        transcript.text
+    );
+    assert!(
+        transcript.text.contains(&format!("Usage: {name}")),
+        "{name} --help printed no usage line:\n{}",
+        transcript.text
+    );
 }
 
 pub fn workspace_root() -> &'static Path {

@@ -60,7 +60,6 @@ pub(crate) enum Stop {
 /// A listing stopped half-way by a signal.
 pub(crate) struct Stopped {
     pub transcript: Transcript,
-    pub pid: u32,
     /// The groups of the line the test waited for before it sent the signal.
     pub ready: Vec<String>,
 }
@@ -75,7 +74,6 @@ pub(crate) struct Stopped {
 pub(crate) fn stopped(name: &str, args: &[&str], ready: &str, how: Stop) -> Stopped {
     for _ in 0..10 {
         let mut run = listing(name).args(args).spawn();
-        let pid = run.pid();
         let ready = run.wait_for_line(ready);
         let signal = match how {
             Stop::CtrlC => {
@@ -99,11 +97,7 @@ pub(crate) fn stopped(name: &str, args: &[&str], ready: &str, how: Stop) -> Stop
             transcript.status,
             transcript.text
         );
-        return Stopped {
-            transcript,
-            pid,
-            ready,
-        };
+        return Stopped { transcript, ready };
     }
     panic!("{name} finished before {how:?} came, ten times");
 }
@@ -121,7 +115,7 @@ fn ctrl_c_cleanup(dir: &TestDir, wait: &str) -> (crate::harness::Run, PathBuf) {
 /// Its directory and the pid in its name, as the snapshot shows them.
 fn redact_run_dir(transcript: &mut Transcript, dir: &TestDir) {
     transcript.redact_matches(&regex::escape(dir.arg()), "[TMP]");
-    transcript.redact_matches(r"ctrl-c-cleanup\.\d+", "ctrl-c-cleanup.[PID]");
+    transcript.redact_matches(r"ctrl-c-cleanup\.\w{6}", "ctrl-c-cleanup.[RANDOM]");
 }
 
 #[test]
@@ -181,11 +175,30 @@ fn ctrl_c_cleanup_reports_a_missing_directory() {
         .finish();
     assert_eq!(transcript.status.code(), Some(1), "{}", transcript.text);
     let mut transcript = transcript;
-    transcript.redact_matches(r"ctrl-c-cleanup\.\d+", "ctrl-c-cleanup.[PID]");
+    transcript.redact_matches(r"ctrl-c-cleanup\.\w{6}", "ctrl-c-cleanup.[RANDOM]");
     assert_snapshot!(transcript, "missing-dir");
 }
 
 #[test]
 fn ctrl_c_cleanup_refuses_a_wait_over_an_hour() {
     assert_refused!("ctrl-c-cleanup", &["--wait", "3601"], "long-wait");
+}
+
+#[test]
+fn every_listing_of_chapter_9_answers_help() {
+    for name in [
+        "ctrl-c-cleanup",
+        "file-lock",
+        "ipc-latency",
+        "named-pipe",
+        "pipe-child",
+        "pool-queue",
+        "process-queue",
+        "semaphore-gate",
+        "shared-counter",
+        "signal-child",
+        "unix-sockets",
+    ] {
+        crate::harness::assert_answers_help(name);
+    }
 }

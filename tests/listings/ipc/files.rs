@@ -22,8 +22,8 @@ fn file_lock(lock: &str) -> Transcript {
         transcript.text
     );
     dir.assert_empty(&transcript);
-    let run_dir = format!(r"{}/file-lock\.\d+", regex::escape(dir.arg()));
-    transcript.redact_matches(&run_dir, "[TMP]/file-lock.[PID]");
+    let run_dir = format!(r"{}/file-lock\.\w{{6}}", regex::escape(dir.arg()));
+    transcript.redact_matches(&run_dir, "[TMP]/file-lock.[RANDOM]");
     transcript.redact_matches(r"--dir \S+", "--dir [TMP]");
     transcript
 }
@@ -78,7 +78,7 @@ fn file_lock_reports_a_directory_that_does_not_exist() {
     assert_eq!(transcript.status.code(), Some(1), "{}", transcript.text);
     assert_eq!(transcript.text.lines().count(), 1, "{}", transcript.text);
     assert!(!missing.exists());
-    transcript.redact_matches(r"file-lock\.\d+", "file-lock.[PID]");
+    transcript.redact_matches(r"file-lock\.\w{6}", "file-lock.[RANDOM]");
     assert_snapshot!(transcript, "missing-dir");
 }
 

@@ -12,7 +12,7 @@ fn rows(text: &str) -> Vec<(String, f64)> {
         .skip(1)
         .take_while(|line| !line.starts_with("every mechanism"))
         .map(|line| {
-            let name = line[..16].trim().to_string();
+            let name = line[..23].trim().to_string();
             let ratio = line.rsplit(' ').next().unwrap();
             (name, ratio.trim_end_matches('x').parse().unwrap())
         })
@@ -22,7 +22,7 @@ fn rows(text: &str) -> Vec<(String, f64)> {
 #[test]
 #[cfg_attr(
     not(target_os = "linux"),
-    ignore = "needs Linux: PR_SET_PDEATHSIG, sigtimedwait"
+    ignore = "needs Linux: PR_SET_PDEATHSIG, sigtimedwait, futex"
 )]
 fn ipc_latency_times_every_mechanism_on_this_machine() {
     let mut run = listing("ipc-latency")
@@ -33,7 +33,7 @@ fn ipc_latency_times_every_mechanism_on_this_machine() {
     let mut transcript = run.finish();
     transcript.redact_matches(
         r"(?m)^temporary directory: .+$",
-        "temporary directory: [TEMP]/ipc-latency-[UNIQUE]",
+        "temporary directory: [TEMP]/ipc-latency.[RANDOM]",
     );
     let text = &transcript.text;
     assert!(transcript.status.success(), "{text}");
@@ -54,7 +54,8 @@ fn ipc_latency_times_every_mechanism_on_this_machine() {
             "Unix datagram",
             "TCP, 127.0.0.1",
             "ipc-channel",
-            "shared memory",
+            "shared memory, spinning",
+            "shared memory, futex",
             "signals",
         ],
         "{text}"
@@ -79,7 +80,7 @@ fn ipc_latency_rejects_too_few_rounds() {
 #[test]
 #[cfg_attr(
     not(target_os = "linux"),
-    ignore = "needs Linux: PR_SET_PDEATHSIG, sigtimedwait"
+    ignore = "needs Linux: PR_SET_PDEATHSIG, sigtimedwait, futex"
 )]
 fn ipc_latency_removes_its_folder_on_ctrl_c_and_sigterm() {
     for how in [Stop::CtrlC, Stop::Term] {

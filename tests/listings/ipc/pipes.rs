@@ -56,8 +56,8 @@ fn named_pipe_joins_two_separate_children_and_leaves_no_fifo() {
     assert_ne!(pids[0], pids[1], "two processes:\n{text}");
     // No FIFO, no directory left.
     dir.assert_empty(&transcript);
-    let run_dir = format!(r"{}/named-pipe\.\d+", regex::escape(dir.arg()));
-    transcript.redact_matches(&run_dir, "[TMP]/named-pipe.[PID]");
+    let run_dir = format!(r"{}/named-pipe\.\w{{6}}", regex::escape(dir.arg()));
+    transcript.redact_matches(&run_dir, "[TMP]/named-pipe.[RANDOM]");
     transcript.redact_matches(r"--dir \S+", "--dir [TMP]");
     assert_snapshot!(transcript, "run");
 }
@@ -75,7 +75,7 @@ fn named_pipe_reports_a_directory_that_does_not_exist() {
         .finish();
     assert_eq!(transcript.status.code(), Some(1), "{}", transcript.text);
     assert_eq!(transcript.text.lines().count(), 1, "{}", transcript.text);
-    transcript.redact_matches(r"named-pipe\.\d+", "named-pipe.[PID]");
+    transcript.redact_matches(r"named-pipe\.\w{6}", "named-pipe.[RANDOM]");
     assert_snapshot!(transcript, "missing-dir");
 }
 

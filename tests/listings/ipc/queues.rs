@@ -14,10 +14,22 @@ fn pids_after(text: &str, pattern: &str) -> Vec<u32> {
         .collect()
 }
 
-/// Each pid is gone (reaped), or a zombie left to init: none still runs. The listing has
-/// exited, and reaps its children before it does, so there is nothing to wait for.
-fn assert_none_running(pids: &[u32], text: &str) {
+/// The listing reaped each child itself, and none still runs. Only a process's parent can
+/// wait for it, and only once: the exit status the listing printed for each pid (`reaped`,
+/// a pattern with `{pid}` in it, matches that line) came from its own `waitpid`. A child it
+/// had left behind would have been re-parented to init (or a subreaper), which reaps it
+/// instead, and the listing could not have printed its status. Then no pid may still run.
+fn assert_reaped_by_listing(pids: &[u32], reaped: &str, text: &str) {
     for pid in pids {
+        let line = regex::Regex::new(&format!(
+            "(?m)^{}$",
+            reaped.replace("{pid}", &pid.to_string())
+        ))
+        .expect("a valid pattern");
+        assert!(
+            line.is_match(text),
+            "no exit status of child {pid} from the listing itself\n{text}"
+        );
         let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
         let running = state
             .split(") ")
@@ -26,6 +38,11 @@ fn assert_none_running(pids: &[u32], text: &str) {
         assert!(!running, "child {pid} still runs: {state}\n{text}");
     }
 }
+
+/// `process-queue` prints how each child ended, from its own wait.
+const PROCESS_QUEUE_REAPED: &str = r"(producer|consumer) \(pid {pid}\) ended, .+:";
+/// `pool-queue` prints how each worker ended, from its own wait.
+const POOL_QUEUE_REAPED: &str = r"reaped pid {pid}: .+";
 
 /// The lines the parent printed for one child's output, without the `  | ` prefix.
 fn block<'a>(text: &'a str, role: &str) -> Vec<&'a str> {
@@ -55,7 +72,7 @@ fn process_queue_consumer_gets_every_letter_then_end() {
     );
     let children = pids_after(text, "started: pid ");
     assert_eq!(children.len(), 2, "{text}");
-    assert_none_running(&children, text);
+    assert_reaped_by_listing(&children, PROCESS_QUEUE_REAPED, text);
     assert_snapshot!(transcript, "run");
 }
 
@@ -84,7 +101,11 @@ fn process_queue_stop_when_empty_finishes_before_anything_arrives() {
         text.ends_with("process-queue: the producer failed: exit code 1\n"),
         "{text}"
     );
-    assert_none_running(&pids_after(text, "started: pid "), text);
+    assert_reaped_by_listing(
+        &pids_after(text, "started: pid "),
+        PROCESS_QUEUE_REAPED,
+        text,
+    );
     assert_snapshot!(transcript, "stop-when-empty");
 }
 
@@ -116,7 +137,7 @@ fn process_queue_reports_a_producer_that_fails_midway() {
         2,
         "both children reaped and reported:\n{text}"
     );
-    assert_none_running(&children, text);
+    assert_reaped_by_listing(&children, PROCESS_QUEUE_REAPED, text);
     assert_snapshot!(transcript, "producer-fails");
 }
 
@@ -126,6 +147,7 @@ fn process_queue_rejects_zero_items() {
 }
 
 #[test]
+#[cfg_attr(not(target_os = "linux"), ignore = "needs Linux: the test reads /proc")]
 fn pool_queue_every_task_reported_once_by_the_pool() {
     let transcript = listing("pool-queue").spawn().finish();
     let text = &transcript.text;
@@ -149,6 +171,7 @@ fn pool_queue_every_task_reported_once_by_the_pool() {
     reporters.sort();
     reporters.dedup();
     assert_eq!(reporters.len(), 3, "{text}");
+    assert_reaped_by_listing(&workers, POOL_QUEUE_REAPED, text);
     assert!(
         text.contains("10 of 10 tasks reported exactly once, by 3 of the 3 workers"),
         "{text}"
@@ -181,8 +204,25 @@ fn pool_queue_reports_a_failing_worker_and_reaps_the_rest() {
     // The workers share the listing's output: finish() has already checked that none of
     // them still holds it.
     let workers = pids_after(text.lines().next().unwrap_or_default(), "pid ");
-    assert_none_running(&workers, text);
+    assert_reaped_by_listing(&workers, POOL_QUEUE_REAPED, text);
     assert_snapshot!(transcript, "failing-worker");
+}
+
+/// One worker, a thousand tasks: far more than its task channel holds while the worker is
+/// blocked putting results on a queue nobody reads yet. The pool reads results while it hands
+/// out the tasks, so the run ends (it hung when it sent them all first).
+#[test]
+fn pool_queue_one_worker_a_thousand_tasks() {
+    let transcript = listing("pool-queue")
+        .args(["--workers", "1", "--tasks", "1000"])
+        .spawn()
+        .finish();
+    let text = &transcript.text;
+    assert!(transcript.status.success(), "{text}");
+    assert!(
+        text.contains("1000 of 1000 tasks reported exactly once, by 1 of the 1 workers"),
+        "{text}"
+    );
 }
 
 #[test]

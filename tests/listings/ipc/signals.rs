@@ -36,17 +36,19 @@ fn signal_child_refuses_zero_signals() {
     assert_refused!("signal-child", &["--signals", "0"], "zero-signals");
 }
 
-/// The named semaphores that a listing with this pid left behind: files in /dev/shm on
-/// Linux. (Elsewhere they are no files, and this finds none.)
-fn semaphores_of(pid: u32) -> Vec<String> {
-    let prefix = format!("sem.sem-gate-{pid}-");
-    let Ok(entries) = fs::read_dir("/dev/shm") else {
-        return Vec::new();
-    };
-    entries
-        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|name| name.starts_with(&prefix))
-        .collect()
+/// Whether the named semaphore `name` (`/sem-gate-...`, as the listing printed it) is left
+/// behind: on Linux it is the file /dev/shm/sem.<name without the slash>. (Elsewhere it is no
+/// file, and this finds none.)
+fn left_behind(name: &str) -> bool {
+    std::path::Path::new(&format!("/dev/shm/sem.{}", name.trim_start_matches('/'))).exists()
+}
+
+/// The semaphore's name, from the listing's first line.
+const CREATED: &str = r"^semaphore (/sem-gate-[0-9a-f]{16}) created with value \d+$";
+
+/// The random part of the semaphore's name, as the snapshots show it.
+fn redact_name(transcript: &mut crate::harness::Transcript) {
+    transcript.redact_matches(r"/sem-gate-[0-9a-f]{16}", "/sem-gate-[RANDOM]");
 }
 
 /// The most children the parent saw inside at once, from its last line.
@@ -65,15 +67,16 @@ fn most_inside(text: &str) -> usize {
     ignore = "needs Linux: the test reads /dev/shm"
 )]
 fn semaphore_gate_lets_at_most_two_in() {
-    let run = listing("semaphore-gate").spawn();
-    let pid = run.pid();
-    let transcript = run.finish();
+    let mut run = listing("semaphore-gate").spawn();
+    let name = run.wait_for_line(CREATED)[1].clone();
+    let mut transcript = run.finish();
     let text = &transcript.text;
     assert!(transcript.status.success(), "{text}");
     assert_eq!(most_inside(text), 2, "{text}");
     assert_eq!(text.matches("a child enters").count(), 5, "{text}");
     assert_eq!(text.matches("a child leaves").count(), 5, "{text}");
-    assert!(semaphores_of(pid).is_empty(), "{:?}", semaphores_of(pid));
+    assert!(!left_behind(&name), "{name} left behind");
+    redact_name(&mut transcript);
     assert_snapshot!(transcript, "run");
 }
 
@@ -84,12 +87,12 @@ fn semaphore_gate_lets_at_most_two_in() {
 )]
 fn semaphore_gate_count_is_not_vacuous() {
     // With value 5, all five are let in together, and the parent sees it.
-    let run = listing("semaphore-gate").args(["--value", "5"]).spawn();
-    let pid = run.pid();
+    let mut run = listing("semaphore-gate").args(["--value", "5"]).spawn();
+    let name = run.wait_for_line(CREATED)[1].clone();
     let transcript = run.finish();
     assert!(transcript.status.success(), "{}", transcript.text);
     assert_eq!(most_inside(&transcript.text), 5, "{}", transcript.text);
-    assert!(semaphores_of(pid).is_empty(), "{:?}", semaphores_of(pid));
+    assert!(!left_behind(&name), "{name} left behind");
 }
 
 #[test]
@@ -97,9 +100,9 @@ fn semaphore_gate_refuses_a_zero_value() {
     assert_refused!("semaphore-gate", &["--value", "0"], "zero-value");
 }
 
-/// Processes still running whose command line names a semaphore of this run.
-fn children_of_run(pid: u32) -> Vec<String> {
-    let mark = format!("/sem-gate-{pid}-");
+/// Processes still running whose command line names the semaphore of this run.
+fn children_of_run(name: &str) -> Vec<String> {
+    let mark = format!("{name} ");
     fs::read_dir("/proc")
         .unwrap()
         .filter_map(|entry| fs::read(entry.ok()?.path().join("cmdline")).ok())
@@ -114,9 +117,9 @@ fn children_of_run(pid: u32) -> Vec<String> {
     ignore = "needs Linux: the test reads /proc and /dev/shm"
 )]
 fn semaphore_gate_loses_the_permit_of_a_killed_child_and_cleans_up() {
-    let run = listing("semaphore-gate").args(["--kill-inside"]).spawn();
-    let pid = run.pid();
-    let transcript = run.finish();
+    let mut run = listing("semaphore-gate").args(["--kill-inside"]).spawn();
+    let name = run.wait_for_line(CREATED)[1].clone();
+    let mut transcript = run.finish();
     let text = &transcript.text;
     assert_eq!(transcript.status.code(), Some(1), "{text}");
     // Two were let in, one died: the value stays 0 with one live child inside.
@@ -125,11 +128,12 @@ fn semaphore_gate_loses_the_permit_of_a_killed_child_and_cleans_up() {
         "{text}"
     );
     assert!(
-        children_of_run(pid).is_empty(),
+        children_of_run(&name).is_empty(),
         "{:?}",
-        children_of_run(pid)
+        children_of_run(&name)
     );
-    assert!(semaphores_of(pid).is_empty(), "{:?}", semaphores_of(pid));
+    assert!(!left_behind(&name), "{name} left behind");
+    redact_name(&mut transcript);
     assert_snapshot!(transcript, "kill-inside");
 }
 
@@ -142,8 +146,8 @@ fn semaphore_gate_removes_its_semaphore_on_ctrl_c_and_sigterm() {
     for how in [Stop::CtrlC, Stop::Term] {
         // 32 children to start: the run goes on well after the semaphore is made.
         let args = ["--children", "32"];
-        let run = stopped("semaphore-gate", &args, r"^semaphore created", how);
-        let left = semaphores_of(run.pid);
-        assert!(left.is_empty(), "left after {how:?}: {left:?}");
+        let run = stopped("semaphore-gate", &args, CREATED, how);
+        let name = &run.ready[1];
+        assert!(!left_behind(name), "{name} left after {how:?}");
     }
 }

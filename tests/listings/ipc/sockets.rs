@@ -6,15 +6,14 @@ use std::path::{Path, PathBuf};
 use super::{Stop, TestDir, stopped};
 use crate::harness::{assert_refused, assert_snapshot, listing};
 
-/// The run directories (`unix-sockets-<pid>-<nanos>`) a listing with this pid left in `dir`.
-fn left_behind(dir: &Path, pid: u32) -> Vec<PathBuf> {
-    let prefix = format!("unix-sockets-{pid}-");
+/// The run directories (`unix-sockets.XXXXXX`) left in `dir`.
+fn left_behind(dir: &Path) -> Vec<PathBuf> {
     fs::read_dir(dir)
         .unwrap()
         .map(|entry| entry.unwrap().path())
         .filter(|path| {
             path.file_name()
-                .is_some_and(|name| name.to_string_lossy().starts_with(&prefix))
+                .is_some_and(|name| name.to_string_lossy().starts_with("unix-sockets."))
         })
         .collect()
 }
@@ -22,12 +21,11 @@ fn left_behind(dir: &Path, pid: u32) -> Vec<PathBuf> {
 #[test]
 #[cfg_attr(not(target_os = "linux"), ignore = "needs Linux: SO_PEERCRED")]
 fn unix_sockets_stream_datagrams_and_peer_credentials() {
-    let run = listing("unix-sockets").spawn();
-    let pid = run.pid();
-    let transcript = run.finish();
+    let mut run = listing("unix-sockets").spawn();
+    let made = run.wait_for_line(r"^run directory (.+/unix-sockets\.\w{6}), mode 700: ")[1].clone();
+    let mut transcript = run.finish();
     let text = &transcript.text;
     assert!(transcript.status.success(), "{text}");
-    assert!(text.contains("run directory created, mode 700"), "{text}");
     assert!(
         text.contains("stream.sock bound: a socket file: true"),
         "{text}"
@@ -44,9 +42,10 @@ fn unix_sockets_stream_datagrams_and_peer_credentials() {
         "{text}"
     );
     assert!(text.contains("child got the reply: got 1000"), "{text}");
-    assert!(
-        left_behind(&std::env::temp_dir(), pid).is_empty(),
-        "the run directory remains"
+    assert!(!Path::new(&made).exists(), "the run directory remains");
+    transcript.redact_matches(
+        r"(?m)^run directory .+/unix-sockets\.\w{6},",
+        "run directory [TMP]/unix-sockets.[RANDOM],",
     );
     assert_snapshot!(transcript, "run");
 }
@@ -59,12 +58,13 @@ fn unix_sockets_refuses_zero_lines() {
 #[test]
 #[cfg_attr(not(target_os = "linux"), ignore = "needs Linux: SO_PEERCRED")]
 fn unix_sockets_reports_a_missing_directory() {
-    let transcript = listing("unix-sockets")
+    let mut transcript = listing("unix-sockets")
         .args(["--dir", "/nonexistent/directory"])
         .spawn()
         .finish();
     assert_eq!(transcript.status.code(), Some(1), "{}", transcript.text);
     assert_eq!(transcript.text.lines().count(), 1, "{}", transcript.text);
+    transcript.redact_matches(r"unix-sockets\.\w{6}", "unix-sockets.[RANDOM]");
     assert_snapshot!(transcript, "missing-directory");
 }
 
@@ -81,9 +81,8 @@ fn unix_sockets_removes_its_directory_when_a_path_is_too_long() {
     let run = listing("unix-sockets")
         .args(["--dir".to_string(), scratch.display().to_string()])
         .spawn();
-    let pid = run.pid();
     let mut transcript = run.finish();
-    let leftovers = left_behind(&scratch, pid);
+    let leftovers = left_behind(&scratch);
     let _ = fs::remove_dir_all(&scratch);
     assert_eq!(transcript.status.code(), Some(1), "{}", transcript.text);
     assert!(
@@ -97,7 +96,7 @@ fn unix_sockets_removes_its_directory_when_a_path_is_too_long() {
     assert_snapshot!(
         transcript
             .redact_matches(&regex::escape(&scratch.to_string_lossy()), "[DIR]")
-            .redact_matches(r"unix-sockets-\d+-\d+", "unix-sockets-[PID]-[NANOS]"),
+            .redact_matches(r"unix-sockets\.\w{6}", "unix-sockets.[RANDOM]"),
         "path-too-long"
     );
 }

@@ -3,19 +3,21 @@
 //! error at its next wait, so that every guard runs on the way out, and then ends by the
 //! signal that stopped it, as it would have uncaught.
 
-use std::fs;
+use std::fs::Permissions;
 use std::io::{self, BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{self, ChildStdout};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Child, ChildStdout, ExitStatus};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, LazyLock};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::{flag, low_level};
+use tempfile::TempDir;
 
 // ANCHOR: stop
 /// The number of the signal that stopped the run, SIGINT (Ctrl-C) or
@@ -49,32 +51,46 @@ pub fn end_if_stopped() {
     }
 }
 
-/// A directory of this run's own, `PARENT/PROGRAM.PID`, removed with all it
-/// holds when dropped: on every way out of the program but SIGKILL, once
-/// stop signals are errors.
+/// A directory of this run's own, `PARENT/PROGRAM.XXXXXX`, removed with all
+/// it holds when dropped: on a return, an error or a panic, and, once stop
+/// signals are errors, on SIGINT and SIGTERM; never on SIGKILL, another
+/// signal left to its default action, or `process::exit`. The six random characters come from `tempfile`,
+/// which creates the directory only if the name is free: nobody can guess
+/// the name, or make it first and leave a trap in it. Mode 700: only this
+/// user may enter it.
 pub struct RunDir {
-    path: PathBuf,
+    dir: Option<TempDir>,
     program: &'static str,
 }
 
 impl RunDir {
     pub fn create(parent: &Path, program: &'static str) -> Result<RunDir> {
-        let path = parent.join(format!("{program}.{}", process::id()));
-        fs::create_dir(&path)
-            .with_context(|| format!("cannot create {}", path.display()))?;
-        Ok(RunDir { path, program })
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("{program}."))
+            .rand_bytes(6)
+            .permissions(Permissions::from_mode(0o700))
+            .tempdir_in(parent)
+            .with_context(|| {
+                format!("cannot create a directory in {}", parent.display())
+            })?;
+        Ok(RunDir {
+            dir: Some(dir),
+            program,
+        })
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        self.dir.as_ref().expect("present until dropped").path()
     }
 }
 
 impl Drop for RunDir {
     fn drop(&mut self) {
-        if let Err(e) = fs::remove_dir_all(&self.path) {
-            let (program, path) = (self.program, self.path.display());
-            eprintln!("{program}: cannot remove {path}: {e}");
+        let dir = self.dir.take().expect("present until dropped");
+        let path = dir.path().display().to_string();
+        // `close` removes it as dropping would, and says if it could not.
+        if let Err(e) = dir.close() {
+            eprintln!("{}: cannot remove {path}: {e}", self.program);
         }
     }
 }
@@ -124,5 +140,21 @@ pub fn relay(
                 ensure!(silent < PATIENCE, "a child said nothing for 10 s");
             }
         }
+    }
+}
+
+/// Waits for a child to exit, and returns how it ended. `wait` alone would
+/// block for as long as the child runs, deaf to a stop signal: this polls
+/// `try_wait` every 10 ms, looks for a stop signal between two polls, and
+/// fails after 10 s (the caller's guard then kills the child and reaps it).
+pub fn reap(child: &mut Child) -> Result<ExitStatus> {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        stopped()?;
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        ensure!(Instant::now() < deadline, "a child did not exit in 10 s");
+        thread::sleep(Duration::from_millis(10));
     }
 }

@@ -1,7 +1,8 @@
 //! S7.1-S7.6: the way chapter 9's listings clean up on Ctrl-C, in a program
 //! that does nothing else. It makes a directory with a file in it, waits,
-//! and removes the directory when it ends, however it ends: after its wait,
-//! on an error, or on Ctrl-C or SIGTERM, after which it ends by that signal.
+//! and removes the directory when it ends: after its wait, on an error, or on
+//! Ctrl-C or SIGTERM, after which it ends by that signal. (Not on SIGKILL, or
+//! any other signal left to its default action: nothing runs then.)
 
 use std::fs;
 use std::path::PathBuf;

@@ -5,27 +5,29 @@
 //! fastest. Linux only: PR_SET_PDEATHSIG and sigtimedwait are Linux's.
 
 use std::env;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::hint;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::{UnixDatagram, UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{self, Child, Command, ExitCode, Stdio};
-use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::{Acquire, Release};
+use std::sync::atomic::{AtomicU32, AtomicU64};
 use std::sync::mpsc;
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use clap::{Parser, Subcommand, ValueEnum};
-use ctrl_c_cleanup::{catch_stop_signals, end_if_stopped, stopped};
+use ctrl_c_cleanup::{RunDir, catch_stop_signals, end_if_stopped, stopped};
 use ipc_channel::ipc::{self, IpcOneShotServer, IpcReceiver, IpcSender};
 use memmap2::MmapRaw;
 use nix::sys::signal::{SigSet, Signal, kill};
 use nix::sys::stat::Mode;
 use nix::unistd::{Pid, getppid, mkfifo};
+#[cfg(target_os = "linux")]
+use rustix::{io::Errno, thread::futex, thread::futex::Timespec};
 use serde::{Deserialize, Serialize};
 
 /// Time a round trip through each way between two processes.
@@ -60,6 +62,7 @@ enum Mechanism {
     Tcp,
     IpcChannel,
     SharedMemory,
+    Futex,
     Signal,
 }
 
@@ -82,7 +85,12 @@ impl Mechanism {
                 ["ipc-channel", "typed messages", "unrelated, by name"]
             }
             Self::SharedMemory => [
-                "shared memory",
+                "shared memory, spinning",
+                "any bytes (you synchronize)",
+                "unrelated, by path",
+            ],
+            Self::Futex => [
+                "shared memory, futex",
                 "any bytes (you synchronize)",
                 "unrelated, by path",
             ],
@@ -116,20 +124,20 @@ fn main() -> ExitCode {
 fn run(rounds: u64) -> Result<()> {
     ensure!(
         cfg!(target_os = "linux"),
-        "this program needs Linux (PR_SET_PDEATHSIG, sigtimedwait); \
+        "this program needs Linux (PR_SET_PDEATHSIG, sigtimedwait, futex); \
          it runs on Linux only"
     );
     // Before any other thread exists, so that all inherit the mask: a
     // SIGUSR1 must wait for sigwait, never kill the process.
     signals().thread_block()?;
-    let folder = TempFolder::new()?;
-    println!("temporary directory: {}", folder.0.display());
+    let folder = RunDir::create(&env::temp_dir(), "ipc-latency")?;
+    println!("temporary directory: {}", folder.path().display());
     // ipc-channel's one-shot server binds its socket in a new directory in
     // TMPDIR, removed only when `accept` returns: in the folder, it goes
     // with the folder even if the child never connects.
     // SAFETY: no other thread runs yet, so none reads the environment while
     // it changes.
-    unsafe { env::set_var("TMPDIR", &folder.0) };
+    unsafe { env::set_var("TMPDIR", folder.path()) };
     let warm_up = rounds / 10;
     println!(
         "{rounds} round trips per mechanism, after {warm_up} to warm up, \
@@ -138,7 +146,7 @@ fn run(rounds: u64) -> Result<()> {
     let mut results = Vec::new();
     for mechanism in Mechanism::value_variants() {
         let name = mechanism.describe()[0];
-        let mut times = measure(*mechanism, &folder.0, warm_up + rounds)
+        let mut times = measure(*mechanism, folder.path(), warm_up + rounds)
             .with_context(|| format!("{name} failed"))?;
         ensure!(times.len() as u64 == warm_up + rounds, "{name}: rounds");
         let mut times = times.split_off(warm_up as usize);
@@ -150,13 +158,13 @@ fn run(rounds: u64) -> Result<()> {
     }
     let fastest = results.iter().map(|r| r.1).min().expect("mechanisms");
     println!(
-        "{:<16} {:<27} {:<19} {:>9} {:>9} {:>7}",
+        "{:<23} {:<27} {:<19} {:>9} {:>9} {:>7}",
         "mechanism", "carries", "who", "median", "p99", "ratio"
     );
     for ([name, carries, who], median, p99) in results {
         let ratio = median.as_secs_f64() / fastest.as_secs_f64();
         println!(
-            "{name:<16} {carries:<27} {who:<19} {median:>9.1?} {p99:>9.1?} \
+            "{name:<23} {carries:<27} {who:<19} {median:>9.1?} {p99:>9.1?} \
              {ratio:>6.1}x"
         );
     }
@@ -331,6 +339,29 @@ fn measure(
             child.finish()?;
             times
         }
+        Mechanism::Futex => {
+            File::create(path("words"))?.set_len(size_of::<Words>() as u64)?;
+            let map = map(&path("words"))?;
+            let words = words(&map)?;
+            let child = Echo::start(mechanism, &at("words"), false)?;
+            // 0 is the file's initial value; the pings start at 1.
+            let times = time_rounds(rounds, |i| {
+                let ping = i as u32 + 1; // at most 1,100,000 rounds
+                words.ping.store(ping, Release);
+                wake(&words.ping)?;
+                let echo = sleep_until(
+                    &words.pong,
+                    |pong| pong == ping,
+                    || stopped().is_ok(),
+                )?;
+                ensure!(echo == ping, "bad echo");
+                Ok(())
+            })?;
+            words.ping.store(STOP_WORD, Release);
+            wake(&words.ping)?;
+            child.finish()?;
+            times
+        }
         Mechanism::Signal => {
             let mut child = Echo::start(mechanism, "-", true)?;
             // The child says when it has blocked the signal: a SIGUSR1
@@ -418,6 +449,24 @@ fn echo(mechanism: Mechanism, at: &str, parent: Pid) -> Result<()> {
                     return Ok(());
                 }
                 flags.pong.store(last, Release);
+            }
+        }
+        Mechanism::Futex => {
+            let map = map(Path::new(at))?;
+            let words = words(&map)?;
+            let mut last = 0;
+            loop {
+                // A parent that died leaves this child to init: stop.
+                last = sleep_until(
+                    &words.ping,
+                    |ping| ping != last,
+                    || getppid() == parent,
+                )?;
+                if last == STOP_WORD {
+                    return Ok(());
+                }
+                words.pong.store(last, Release);
+                wake(&words.pong)?;
             }
         }
         Mechanism::Signal => {
@@ -576,6 +625,89 @@ fn flags(map: &MmapRaw) -> Result<&Flags> {
 }
 // ANCHOR_END: spin
 
+// ANCHOR: futex
+/// The shared file of the futex round trip: two 32-bit words (a futex is
+/// a u32), the parent's ping and the child's echo of it.
+#[repr(C)]
+struct Words {
+    ping: AtomicU32,
+    pong: AtomicU32,
+}
+
+/// The ping that tells the child to stop.
+const STOP_WORD: u32 = u32::MAX;
+
+/// Sleeps in the kernel until `word` holds a value that `done` accepts,
+/// woken by the other side's `wake`. The kernel puts this process to sleep
+/// only if the word still holds the value just loaded (it checks under its
+/// own lock), so a store and a wake that come in between are never missed.
+/// Each sleep lasts one glance at most; after 200 glances (10 s) without
+/// the value, or when `alive` says to give up, it fails.
+#[cfg(target_os = "linux")]
+fn sleep_until(
+    word: &AtomicU32,
+    done: impl Fn(u32) -> bool,
+    alive: impl Fn() -> bool,
+) -> Result<u32> {
+    let glance = Timespec {
+        tv_sec: 0,
+        tv_nsec: GLANCE.as_nanos() as _,
+    };
+    let mut glances = 0;
+    loop {
+        // Acquire pairs with the other side's Release store.
+        let value = word.load(Acquire);
+        if done(value) {
+            return Ok(value);
+        }
+        // Not PRIVATE: a shared futex is found by the page it is on, in
+        // whichever process maps it, not by this process's address.
+        match futex::wait(word, futex::Flags::empty(), value, Some(&glance)) {
+            // Woken, or the word changed before the kernel looked: load it.
+            Ok(()) | Err(Errno::AGAIN | Errno::INTR) => {}
+            Err(Errno::TIMEDOUT) => {
+                glances += 1;
+                ensure!(glances < 200 && alive(), "the other side is gone");
+            }
+            Err(e) => return Err(e).context("futex wait"),
+        }
+    }
+}
+
+/// Wakes the other side if it sleeps on `word` (one system call, even when
+/// nobody sleeps: a real lock keeps a "someone sleeps" flag to skip it).
+#[cfg(target_os = "linux")]
+fn wake(word: &AtomicU32) -> Result<()> {
+    futex::wake(word, futex::Flags::empty(), 1).context("futex wake")?;
+    Ok(())
+}
+// ANCHOR_END: futex
+
+/// Never called elsewhere (`run` stops first): the futex is Linux's.
+#[cfg(not(target_os = "linux"))]
+fn sleep_until(
+    _: &AtomicU32,
+    _: impl Fn(u32) -> bool,
+    _: impl Fn() -> bool,
+) -> Result<u32> {
+    bail!("futex is Linux's")
+}
+
+#[cfg(not(target_os = "linux"))]
+fn wake(_: &AtomicU32) -> Result<()> {
+    bail!("futex is Linux's")
+}
+
+fn words(map: &MmapRaw) -> Result<&Words> {
+    let at = map.as_mut_ptr().cast::<Words>();
+    ensure!(map.len() >= size_of::<Words>(), "the shared file is short");
+    ensure!(at.is_aligned(), "the mapping is not aligned for AtomicU32");
+    // SAFETY: as for `flags`: aligned and mapped (checked), mapped while the
+    // reference lives, only ever accessed atomically on both sides, and
+    // every bit pattern is a valid AtomicU32.
+    Ok(unsafe { &*at })
+}
+
 // ANCHOR: cleanup
 /// One echoing child, reaped on every path: `finish` waits for it to end
 /// (10 s at most) and checks that it succeeded; dropped after an error, it
@@ -639,26 +771,4 @@ fn within<T: Send + 'static>(
     }
 }
 
-/// This run's own folder for FIFOs, sockets and the shared file; removed
-/// with all of it when dropped, on success, on error and on a stop signal.
-struct TempFolder(PathBuf);
-
-impl TempFolder {
-    fn new() -> Result<Self> {
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos();
-        let name = format!("ipc-latency-{}-{nanos}", process::id());
-        let path = env::temp_dir().join(name);
-        fs::create_dir(&path)
-            .with_context(|| format!("cannot create {}", path.display()))?;
-        Ok(Self(path))
-    }
-}
-
-impl Drop for TempFolder {
-    fn drop(&mut self) {
-        if let Err(e) = fs::remove_dir_all(&self.0) {
-            eprintln!("ipc-latency: cannot remove {}: {e}", self.0.display());
-        }
-    }
-}
 // ANCHOR_END: cleanup

@@ -14,7 +14,7 @@ use std::sync::mpsc::Receiver;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use ctrl_c_cleanup::{
-    RunDir, catch_stop_signals, end_if_stopped, lines, relay,
+    RunDir, catch_stop_signals, end_if_stopped, lines, reap, relay,
 };
 use nix::sys::stat::Mode;
 use nix::unistd::mkfifo;
@@ -128,8 +128,9 @@ impl Reaped {
         lines(self.0.stdout.take().expect("stdout is piped"))
     }
 
+    /// Reaps the child (within 10 s) and checks how it ended.
     fn finish(mut self, role: &str) -> Result<()> {
-        let status = self.0.wait()?;
+        let status = reap(&mut self.0)?;
         if !status.success() {
             bail!("the {role} failed ({status})");
         }

@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use ctrl_c_cleanup::{RunDir, catch_stop_signals, end_if_stopped, stopped};
+use ctrl_c_cleanup::{
+    RunDir, catch_stop_signals, end_if_stopped, reap, stopped,
+};
 use ipc_channel::ipc::{self, IpcOneShotServer, IpcReceiver, IpcSender};
 use ipc_channel::{IpcError, TryRecvError};
 use serde::{Deserialize, Serialize};
@@ -144,17 +146,21 @@ fn pool(args: &Args) -> Result<()> {
     let list = list.join(", ");
     println!("pool of {} worker processes: {list}", pids.len());
 
-    // Task n goes to worker n mod workers; a dead worker's send fails, and
-    // its task is simply never reported.
-    for task in 0..args.tasks {
-        let worker = &workers[(task % args.workers) as usize];
-        if let Some(tasks) = &worker.tasks {
-            let _ = tasks.send(task);
+    // Task n goes to worker n mod workers, from a thread of its own: a
+    // worker's task channel holds only so much, and a worker blocked on a
+    // full queue would never read its next task, so the pool must read
+    // results while the tasks go out. A dead worker's send fails, and its
+    // task is simply never reported.
+    let senders: Vec<_> = workers.iter_mut().map(|w| w.tasks.take()).collect();
+    let count = args.tasks;
+    let feeder = thread::spawn(move || {
+        for task in 0..count {
+            if let Some(tasks) = &senders[(task as usize) % senders.len()] {
+                let _ = tasks.send(task);
+            }
         }
-    }
-    for worker in &mut workers {
-        worker.tasks = None; // no more tasks: each worker ends when done
-    }
+        // The senders drop here: no more tasks, each worker ends when done.
+    });
 
     let mut reports = Vec::new();
     let deadline = Instant::now() + PATIENCE;
@@ -172,11 +178,18 @@ fn pool(args: &Args) -> Result<()> {
             Err(e) => return Err(e).context("cannot read the queue"),
         }
     }
-    let mut failed = Vec::new();
+    // Every worker has ended, so every send has returned.
+    let _ = feeder.join();
+    // Every worker reaped first, then reported: a worker's own last words
+    // (its error) come before it exits, so before all of these lines.
+    let mut statuses = Vec::new();
     for worker in &mut workers {
-        let status = worker.child.wait()?;
+        statuses.push((worker.child.id(), reap(&mut worker.child)?));
+    }
+    let mut failed = Vec::new();
+    for (pid, status) in statuses {
+        println!("reaped pid {pid}: {}", describe(status));
         if !status.success() {
-            let pid = worker.child.id();
             failed.push(format!("pid {pid}, {}", describe(status)));
         }
     }

@@ -6,11 +6,12 @@
 use std::collections::VecDeque;
 use std::env;
 use std::ffi::CString;
+use std::hash::{BuildHasher, Hasher, RandomState};
 use std::io::{self, BufRead, BufReader, Write};
-use std::process::{self, Child, ChildStdin, Command, ExitCode, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitCode, Stdio};
 use std::sync::mpsc;
 use std::thread;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use clap::{Parser, Subcommand};
@@ -195,14 +196,29 @@ impl Drop for Children {
     }
 }
 
+/// A new semaphore with a random name that nobody can guess and take first:
+/// 64 random bits (std's `RandomState` keys come from the OS's random
+/// source), tried again if the name is taken (O_EXCL). Short, too: macOS
+/// refuses names longer than 31 bytes (PSEMNAMLEN); this one has 26.
+fn create_unique(value: u32) -> Result<(String, Semaphore)> {
+    for _ in 0..10 {
+        let random = RandomState::new().build_hasher().finish();
+        let name = format!("/sem-gate-{random:016x}");
+        match Semaphore::create(&name, value) {
+            Err(e)
+                if e.downcast_ref::<io::Error>()
+                    .and_then(io::Error::raw_os_error)
+                    == Some(libc::EEXIST) => {}
+            result => return Ok((name, result?)),
+        }
+    }
+    bail!("ten random semaphore names were all taken")
+}
+
 // ANCHOR: parent
 fn parent(args: &Args) -> Result<()> {
-    // Unique to the run: the pid, and the clock's low 32 bits. Short, too:
-    // macOS refuses names longer than 31 bytes (PSEMNAMLEN).
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos();
-    let name = format!("/sem-gate-{}-{:08x}", process::id(), nanos as u32);
-    let semaphore = Semaphore::create(&name, args.value)?;
-    println!("semaphore created with value {}", args.value);
+    let (name, semaphore) = create_unique(args.value)?;
+    println!("semaphore {name} created with value {}", args.value);
     // All children write to one pipe: each line is one write, so the pipe
     // holds their lines in the order they happened.
     let (reader, writer) = io::pipe()?;

@@ -1,30 +1,36 @@
-//! S7.6: the notes' shared memory (`Value`, `Array`). A counter lives in a
-//! file (in /dev/shm on Linux) that every process maps with memmap2; child processes (this
-//! program, started again) add 1 to it, first as a separate load and store
-//! (updates are lost), then as one fetch_add (none are). Atomics in the
-//! mapping throughout, so no version is undefined behaviour.
+//! S7.6: the notes' shared memory (`Value`, `Array`). A counter (the
+//! `Value`) and one slot per child (the `Array`) live in a file (in /dev/shm
+//! on Linux) that every process maps with memmap2; child processes (this
+//! program, started again) add 1 to the counter, first as a separate load and
+//! store (updates are lost), then as one fetch_add (none are), and each
+//! records in its slot how many times it added. Atomics in the mapping
+//! throughout, so no version is undefined behaviour.
 
 use std::env;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
-use std::process::{self, Child, Command, ExitCode};
+use std::process::{Child, Command, ExitCode};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 use clap::{Parser, Subcommand, ValueEnum};
 use ctrl_c_cleanup::{catch_stop_signals, end_if_stopped, stopped};
 use memmap2::MmapRaw;
+use tempfile::TempDir;
+
+/// The most children a run may have: one slot each in the shared `Array`.
+const MAX_PROCESSES: usize = 16;
 
 /// Child processes add to one counter in shared memory.
 #[derive(Parser)]
 struct Args {
     #[command(subcommand)]
     role: Option<Role>,
-    /// How many child processes add at once.
+    /// How many child processes add at once (2 to 16).
     #[arg(long, default_value_t = 4)]
-    #[arg(value_parser = clap::value_parser!(u64).range(2..=16))]
+    #[arg(value_parser = clap::value_parser!(u64).range(2..=MAX_PROCESSES as u64))]
     processes: u64,
     /// How many times each child adds 1.
     #[arg(long, default_value_t = 1_000_000)]
@@ -39,6 +45,8 @@ enum Role {
     Add {
         file: PathBuf,
         way: Way,
+        /// This child's slot in the `Array`: 0 for the first child.
+        slot: usize,
         processes: u64,
         count: u64,
     },
@@ -58,9 +66,10 @@ fn main() -> ExitCode {
         Some(Role::Add {
             file,
             way,
+            slot,
             processes,
             count,
-        }) => add(file, *way, *processes, *count),
+        }) => add(file, *way, *slot, *processes, *count),
         None => catch_stop_signals().and_then(|()| run(&args)),
     };
     end_if_stopped();
@@ -74,13 +83,15 @@ fn main() -> ExitCode {
 }
 
 // ANCHOR: region
-/// What the shared file holds: the notes' `Value`, plus a count of the
-/// processes ready to start, so that their loops overlap. `repr(C)`: every
-/// process must agree on where each field is.
+/// What the shared file holds: the notes' `Value` (the counter) and
+/// `Array` (how many times each child added), plus a count of the processes
+/// ready to start, so that their loops overlap. `repr(C)`: every process
+/// must agree on where each field is.
 #[repr(C)]
 struct Shared {
     ready: AtomicU64,
     counter: AtomicU64,
+    added: [AtomicU64; MAX_PROCESSES],
 }
 
 /// Maps the shared file into this process, read and write. `MmapRaw`
@@ -117,7 +128,7 @@ fn shared(map: &MmapRaw) -> Result<&Shared> {
     //   (it is this program's own, in a directory it created), so no load
     //   runs past its end into a SIGBUS.
     // - Validity: any 8 bytes are a valid AtomicU64 (u64's size and
-    //   representation), so the zeroed file is two counters at 0.
+    //   representation), so the zeroed file is all counters at 0.
     // - Other processes modify these bytes at any time. That is allowed
     //   because the only reference ever made to them is this `&Shared`,
     //   whose fields are atomics (an UnsafeCell inside), and every process
@@ -131,10 +142,18 @@ fn shared(map: &MmapRaw) -> Result<&Shared> {
 
 // ANCHOR: add
 /// A child: waits until all the children are ready, then adds `count`
-/// times, one of the two ways.
-fn add(file: &Path, way: Way, processes: u64, count: u64) -> Result<()> {
+/// times, one of the two ways, and records in its slot of the `Array` how
+/// many times it added.
+fn add(
+    file: &Path,
+    way: Way,
+    slot: usize,
+    processes: u64,
+    count: u64,
+) -> Result<()> {
     let map = map(file)?;
     let shared = shared(&map)?;
+    let added = shared.added.get(slot).context("no such slot")?;
     shared.ready.fetch_add(1, Relaxed);
     // A child that failed to start would keep the others waiting forever.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -157,47 +176,63 @@ fn add(file: &Path, way: Way, processes: u64, count: u64) -> Result<()> {
             }
         }
     }
+    added.store(count, Relaxed);
     Ok(())
 }
 // ANCHOR_END: add
 
 // ANCHOR: run
 fn run(args: &Args) -> Result<()> {
-    let dir = TempDir::new()?;
-    println!("shared file: {}", dir.0.join("counter").display());
-    let expected = args.processes * args.count;
+    let dir = shm_dir()?;
+    println!("shared file: {}", dir.path().join("counter").display());
+    let cpus = thread::available_parallelism().map_or(1, |n| n.get());
+    println!("CPUs available: {cpus}");
     println!(
         "{} processes add 1 to a shared counter {} times each",
         args.processes, args.count
     );
-    let racy = in_children(&dir, Way::Racy, args)?;
-    println!(
-        "load, then store: {racy} ({} updates lost)",
-        expected - racy
-    );
-    let atomic = in_children(&dir, Way::FetchAdd, args)?;
-    println!(
-        "fetch_add:        {atomic} ({} updates lost)",
-        expected - atomic
-    );
+    for (way, name) in [
+        (Way::Racy, "load, then store"),
+        (Way::FetchAdd, "fetch_add"),
+    ] {
+        let (total, added) = in_children(&dir, way, args)?;
+        // The Array says how often the children added; the counter, how
+        // many of those additions it kept.
+        let sum: u64 = added.iter().sum();
+        let lost = sum - total;
+        println!(
+            "{name}: counter {total}, Array {added:?}: {lost} updates lost"
+        );
+        if matches!(way, Way::Racy) && lost == 0 {
+            println!(
+                "  none lost this time: no child stored between another's load and store"
+            );
+        }
+    }
     Ok(())
 }
 
-/// Starts the children on a fresh, zeroed file; returns the final count.
-fn in_children(dir: &TempDir, way: Way, args: &Args) -> Result<u64> {
+/// Starts the children on a fresh, zeroed file; returns the final count,
+/// and the Array's slots, one per child.
+fn in_children(
+    dir: &TempDir,
+    way: Way,
+    args: &Args,
+) -> Result<(u64, Vec<u64>)> {
     stopped()?;
-    let path = dir.0.join("counter");
+    let path = dir.path().join("counter");
     let file = File::create(&path).context("cannot create the file")?;
-    // A new file's bytes read as zeros: both counters start at 0.
+    // A new file's bytes read as zeros: every counter starts at 0.
     file.set_len(size_of::<Shared>() as u64)?;
     let me = env::current_exe().context("cannot find this program")?;
     let way = way.to_possible_value().expect("no variant is skipped");
     let mut children = Children(Vec::new());
-    for _ in 0..args.processes {
+    for slot in 0..args.processes {
         let child = Command::new(&me)
             .arg("add")
             .arg(&path)
             .arg(way.get_name())
+            .arg(slot.to_string())
             .arg(args.processes.to_string())
             .arg(args.count.to_string())
             .spawn()
@@ -206,44 +241,34 @@ fn in_children(dir: &TempDir, way: Way, args: &Args) -> Result<u64> {
     }
     children.wait_all()?;
     let map = map(&path)?;
-    Ok(shared(&map)?.counter.load(Relaxed))
+    let shared = shared(&map)?;
+    let added = shared.added[..args.processes as usize]
+        .iter()
+        .map(|slot| slot.load(Relaxed))
+        .collect();
+    Ok((shared.counter.load(Relaxed), added))
 }
 // ANCHOR_END: run
 
 // ANCHOR: cleanup
-/// A directory of this run's own, removed with everything in it when
+/// A directory of this run's own, with a random name that no other program
+/// can guess or take first (`tempfile`), removed with everything in it when
 /// dropped: on success, on error, on a panic. It goes in /dev/shm where
 /// that exists (Linux): a tmpfs, in memory, so the kernel never writes the
 /// counter's dirty pages back to a disk. Elsewhere, the temporary directory.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Result<Self> {
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos();
-        let name = format!("shared-counter-{}-{nanos}", process::id());
-        let shm = Path::new("/dev/shm");
-        let base = if shm.is_dir() {
-            shm.to_path_buf()
-        } else {
-            env::temp_dir()
-        };
-        let path = base.join(name);
-        // create_dir fails if the name is taken: the directory is ours alone.
-        fs::create_dir(&path)
-            .with_context(|| format!("cannot create {}", path.display()))?;
-        Ok(Self(path))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if let Err(e) = fs::remove_dir_all(&self.0) {
-            eprintln!(
-                "shared-counter: cannot remove {}: {e}",
-                self.0.display()
-            );
-        }
-    }
+fn shm_dir() -> Result<TempDir> {
+    let shm = Path::new("/dev/shm");
+    let base = if shm.is_dir() {
+        shm.to_path_buf()
+    } else {
+        env::temp_dir()
+    };
+    tempfile::Builder::new()
+        .prefix("shared-counter-")
+        .tempdir_in(&base)
+        .with_context(|| {
+            format!("cannot create a directory in {}", base.display())
+        })
 }
 
 /// Children that are all reaped: waited for by `wait_all`, or, if an error

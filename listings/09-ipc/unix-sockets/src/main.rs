@@ -5,21 +5,24 @@
 //! peer's credentials with SO_PEERCRED.
 
 use std::env;
-use std::fs::{self, DirBuilder};
+use std::fs;
 use std::io::{BufRead, BufReader, ErrorKind, Write};
-#[cfg(target_os = "linux")]
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{SocketAddr, UnixDatagram, UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::process::{self, Child, Command, ExitCode};
+use std::process::{Child, Command, ExitCode};
 use std::sync::mpsc;
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use clap::{Parser, Subcommand};
-use ctrl_c_cleanup::{catch_stop_signals, end_if_stopped, stopped};
+use ctrl_c_cleanup::{
+    RunDir, catch_stop_signals, end_if_stopped, reap, stopped,
+};
+#[cfg(target_os = "linux")]
+use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+use nix::unistd::getuid;
 
 /// Talk to a child process over Unix domain sockets.
 #[derive(Parser)]
@@ -81,35 +84,6 @@ fn main() -> ExitCode {
     }
 }
 
-// ANCHOR: run-dir
-/// A directory unique to the run, readable by this user only; dropping it
-/// removes it with every socket file in it, on success and on error alike.
-struct RunDir(PathBuf);
-
-impl RunDir {
-    fn create(parent: &Path) -> Result<RunDir> {
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos();
-        let name = format!("unix-sockets-{}-{nanos}", process::id());
-        let path = parent.join(name);
-        DirBuilder::new()
-            .mode(0o700)
-            .create(&path)
-            .with_context(|| {
-                format!("cannot create a directory in {}", parent.display())
-            })?;
-        Ok(RunDir(path))
-    }
-}
-
-impl Drop for RunDir {
-    fn drop(&mut self) {
-        if let Err(e) = fs::remove_dir_all(&self.0) {
-            eprintln!("unix-sockets: cannot remove {}: {e}", self.0.display());
-        }
-    }
-}
-// ANCHOR_END: run-dir
-
 /// A child process that is killed and waited for if it is dropped before
 /// `finish` waits for it: no path leaves it running, or a zombie.
 struct Reaped(Option<Child>);
@@ -129,8 +103,11 @@ impl Reaped {
     }
 
     fn finish(mut self) -> Result<()> {
-        let mut child = self.0.take().expect("not finished yet");
-        let status = child.wait().context("cannot wait for the child")?;
+        let child = self.0.as_mut().expect("not finished yet");
+        // Within 10 s, watching for a stop signal (ctrl-c-cleanup's reap); on
+        // an error the child is still in `self`, whose Drop kills and reaps it.
+        let status = reap(child)?;
+        self.0 = None; // reaped
         ensure!(status.success(), "the child failed: {status}");
         Ok(())
     }
@@ -145,18 +122,26 @@ impl Drop for Reaped {
     }
 }
 
+// ANCHOR: run-dir
 fn parent(args: &Args) -> Result<()> {
     ensure!(
         cfg!(target_os = "linux"),
         "this program needs Linux (SO_PEERCRED); it runs on Linux only"
     );
-    let dir = RunDir::create(&args.dir)?;
-    let mode = fs::metadata(&dir.0)?.permissions().mode() & 0o777;
-    println!("run directory created, mode {mode:o}: only this user gets in");
-    stream(&dir.0, args.lines)?;
-    datagrams(&dir.0, args.datagrams)?;
+    // The chapter's RunDir: a random name, created only if it is free, with
+    // mode 700 (tempfile's default for a directory); dropping it removes it
+    // with every socket file in it, on success, on error, on a stop signal.
+    let dir = RunDir::create(&args.dir, "unix-sockets")?;
+    let mode = fs::metadata(dir.path())?.permissions().mode() & 0o777;
+    println!(
+        "run directory {}, mode {mode:o}: only this user gets in",
+        dir.path().display()
+    );
+    stream(dir.path(), args.lines)?;
+    datagrams(dir.path(), args.datagrams)?;
     Ok(())
 }
+// ANCHOR_END: run-dir
 
 // ANCHOR: stream
 fn stream(dir: &Path, lines: u32) -> Result<()> {
@@ -177,14 +162,10 @@ fn stream(dir: &Path, lines: u32) -> Result<()> {
     let connection = accept(listener, &child)?;
     connection.set_read_timeout(Some(PATIENCE))?;
     let (pid, uid) = peer_credentials(&connection)?;
-    // SAFETY: getuid has no preconditions, touches no memory of ours, and
-    // cannot fail. (nix's safe `getuid` needs its `user` feature, which the
-    // book's build does not enable.)
-    let my_uid = unsafe { libc::getuid() };
     println!(
         "parent: connection from pid {pid}: the child: {}; same user: {}",
         pid == child.id(),
-        uid == my_uid
+        uid == getuid().as_raw()
     );
     let mut reader = BufReader::new(&connection);
     let mut writer = &connection;
@@ -222,36 +203,13 @@ fn accept(listener: UnixListener, child: &Reaped) -> Result<UnixStream> {
 
 // ANCHOR: peer
 /// The pid and uid of the process at the other end, from the kernel
-/// (SO_PEERCRED, Linux's). std's `UnixStream::peer_cred` does this, but is
-/// not stable yet.
+/// (SO_PEERCRED, Linux's), through nix's safe wrapper. std's
+/// `UnixStream::peer_cred` does this, but is not stable yet.
 #[cfg(target_os = "linux")]
 fn peer_credentials(connection: &UnixStream) -> Result<(u32, u32)> {
-    let mut credentials = libc::ucred {
-        pid: 0,
-        uid: 0,
-        gid: 0,
-    };
-    let mut length = size_of::<libc::ucred>() as libc::socklen_t;
-    // SAFETY: the descriptor is an open Unix socket, borrowed from
-    // `connection` for the call. `credentials` is a ucred, the type
-    // SO_PEERCRED writes, fully initialised (zeros) and valid for writes for
-    // the whole call; `length` is a socklen_t holding exactly its size, so
-    // the kernel writes at most that many bytes, inside it, and stores the
-    // length it wrote back in `length`. Any bytes are a valid ucred (three
-    // integers). nix's safe wrapper needs its `socket` feature, not enabled.
-    let result = unsafe {
-        libc::getsockopt(
-            connection.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_PEERCRED,
-            (&raw mut credentials).cast(),
-            &mut length,
-        )
-    };
-    if result != 0 {
-        return Err(std::io::Error::last_os_error()).context("SO_PEERCRED");
-    }
-    Ok((credentials.pid as u32, credentials.uid))
+    let credentials =
+        getsockopt(connection, PeerCredentials).context("SO_PEERCRED")?;
+    Ok((credentials.pid() as u32, credentials.uid()))
 }
 // ANCHOR_END: peer
 

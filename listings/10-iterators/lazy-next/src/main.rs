@@ -4,7 +4,14 @@
 
 use std::sync::mpsc;
 
+use clap::Parser;
+
+/// The Iterator trait: next, laziness, and what happens past the end.
+#[derive(Parser)]
+struct Args {}
+
 fn main() {
+    Args::parse();
     one_at_a_time();
     lazy();
     past_the_end();

@@ -2,7 +2,14 @@
 //! i when it is resumed. Five `next` calls print 0 0 1 1 4 2 9 3 16, from a
 //! hand-written state machine and from `iter::from_fn` alike.
 
+use clap::Parser;
+
+/// The notes' generator my_range, as a state machine and with iter::from_fn.
+#[derive(Parser)]
+struct Args {}
+
 fn main() {
+    Args::parse();
     println!("my_range(10), a state machine:");
     five_nexts(MyRange::Start { n: 10 });
     println!("my_range(10), iter::from_fn:");

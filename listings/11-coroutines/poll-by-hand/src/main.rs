@@ -6,6 +6,8 @@ use std::future::Future;
 use std::pin::{Pin, pin};
 use std::task::{Context, Poll, Waker};
 
+use clap::Parser;
+
 // ANCHOR: not_yet
 /// A future that is not ready the first time it is polled, like a read from
 /// a socket where no data has arrived yet: the simplest place for an
@@ -46,8 +48,13 @@ async fn foo(a: i64) -> i64 {
 }
 // ANCHOR_END: foo
 
+/// An async fn polled by hand, one Pending at a time.
+#[derive(Parser)]
+struct Args {}
+
 // ANCHOR: poll
 fn main() {
+    Args::parse();
     let mut future = pin!(foo(1));
     println!("called foo(1): nothing has run yet");
     let mut cx = Context::from_waker(Waker::noop());

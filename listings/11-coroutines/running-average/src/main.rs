@@ -4,6 +4,8 @@
 
 use corosensei::{Coroutine, CoroutineResult, Yielder};
 
+use clap::Parser;
+
 // ANCHOR: averager
 /// Sent a number, yields the average of all numbers sent so far (None
 /// before the first). It never returns: it lives as long as its owner.
@@ -31,8 +33,13 @@ impl Drop for Announce {
 }
 // ANCHOR_END: averager
 
+/// A running average kept by a coroutine.
+#[derive(Parser)]
+struct Args {}
+
 // ANCHOR: main
 fn main() {
+    Args::parse();
     let mut averager = averager();
     // Priming runs the body to its first yield, which hands out None; the
     // value passed to start it is the closure's `_` argument, unused.

@@ -4,7 +4,14 @@
 
 use corosensei::{Coroutine, CoroutineResult, Yielder};
 
+use clap::Parser;
+
+/// The notes' coroutine foo, primed and sent values.
+#[derive(Parser)]
+struct Args {}
+
 fn main() {
+    Args::parse();
     println!("a coroutine (corosensei):");
     with_a_coroutine();
     println!("a state machine:");

@@ -3,26 +3,20 @@
 //! what a process costs, read from `/proc`.
 
 use std::fs;
-use std::io;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use nix::sys::resource::{Resource, getrlimit, setrlimit};
+use nix::unistd::{SysconfVar, sysconf};
 
 // ANCHOR: limit
 /// Raises this process's soft limit on open files to the hard limit (its
 /// children inherit it), or says why `need` cannot be had.
 pub fn raise_file_limit(need: u64) -> Result<u64> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes the struct we pass, which outlives the call.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
-        return Err(io::Error::last_os_error()).context("getrlimit");
-    }
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).context("getrlimit")?;
     // Linux caps the hard limit at fs.nr_open, so it is never infinite here.
     #[allow(clippy::useless_conversion, reason = "rlim_t is i64 on FreeBSD")]
-    let hard = u64::try_from(limit.rlim_max).unwrap_or(u64::MAX);
+    let hard = u64::try_from(hard).unwrap_or(u64::MAX);
     if hard < need {
         bail!(
             "{need} open files are needed, and this machine's hard limit is \
@@ -31,11 +25,8 @@ pub fn raise_file_limit(need: u64) -> Result<u64> {
              fewer connections"
         );
     }
-    limit.rlim_cur = limit.rlim_max;
-    // SAFETY: setrlimit only reads the struct we pass.
-    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
-        return Err(io::Error::last_os_error()).context("setrlimit");
-    }
+    setrlimit(Resource::RLIMIT_NOFILE, hard as _, hard as _)
+        .context("setrlimit")?;
     Ok(hard)
 }
 // ANCHOR_END: limit
@@ -81,7 +72,8 @@ pub fn cpu_time(pid: &str) -> Result<Duration> {
         .zip(tick(12))
         .map(|(user, system)| user + system)
         .with_context(|| format!("no utime and stime in {path}"))?;
-    // SAFETY: sysconf only reads its argument.
-    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let per_second = sysconf(SysconfVar::CLK_TCK)
+        .context("sysconf")?
+        .context("no clock tick rate")?;
     Ok(Duration::from_secs_f64(ticks as f64 / per_second as f64))
 }

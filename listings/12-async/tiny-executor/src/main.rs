@@ -363,8 +363,10 @@ impl<T> Slot<T> {
     }
 }
 
-/// The OS's part, played by a thread: it blocks on stdin as epoll would, and
-/// turns "a line is ready" into a wake.
+/// The OS's part, played by a thread: it blocks in a read of stdin until the
+/// line is read, then turns "the read is done" into a wake. A completion, one
+/// thread per read; a reactor would instead wait for many sockets to become
+/// ready (epoll) and let each task do its own read.
 fn os_thread(slot: Arc<Slot<Option<String>>>) -> io::Result<()> {
     thread::Builder::new().name("stdin".into()).spawn(move || {
         let mut line = String::new();
