@@ -1,6 +1,8 @@
 //! Chapter 4, threads and processes (S3.1-S3.8).
 
-use crate::harness::{assert_snapshot, compile_error, listing};
+use crate::harness::{
+    assert_answers_help, assert_refused, assert_snapshot, compile_error, listing,
+};
 
 #[test]
 #[cfg_attr(
@@ -86,9 +88,7 @@ fn process_demo_children_change_only_their_own_global() {
 
 #[test]
 fn process_demo_rejects_a_bad_argument() {
-    let transcript = listing("process-demo").args(["bogus"]).spawn().finish();
-    assert_eq!(transcript.status.code(), Some(1));
-    assert_snapshot!(transcript, "bad-argument");
+    assert_refused!("process-demo", &["bogus"], "bad-argument");
 }
 
 /// The pids of the pool's workers, from its first line.
@@ -260,9 +260,42 @@ fn threads_vs_processes_measures_start_memory_and_crashes() {
         "{text}"
     );
     assert!(
-        text.contains("killed by signal 6; its main thread died with it"),
+        text.contains(
+            "a fault in one thread of a child: the child was killed by signal 11 (SIGSEGV); \
+             its main thread died with it"
+        ),
         "{text}"
     );
     assert_snapshot!(transcript, "this-machine");
     transcript.record_measurement("this-machine");
+}
+
+#[test]
+fn process_demo_answers_help() {
+    assert_answers_help("process-demo");
+}
+
+#[test]
+fn process_pool_answers_help() {
+    assert_answers_help("process-pool");
+}
+
+#[test]
+fn shared_state_answers_help() {
+    assert_answers_help("shared-state");
+}
+
+#[test]
+fn thread_demo_answers_help() {
+    assert_answers_help("thread-demo");
+}
+
+#[test]
+fn thread_struct_answers_help() {
+    assert_answers_help("thread-struct");
+}
+
+#[test]
+fn threads_vs_processes_answers_help() {
+    assert_answers_help("threads-vs-processes");
 }

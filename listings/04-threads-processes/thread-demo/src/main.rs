@@ -8,7 +8,14 @@ use std::sync::{Arc, RwLock, mpsc};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use clap::Parser;
+
+/// Start 100 threads with arguments, join them, and list the live threads.
+#[derive(Parser)]
+struct Args {}
+
 fn main() -> ExitCode {
+    Args::parse(); // no options; answers --help
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -63,7 +63,9 @@ fn run(args: Args) {
     );
     if racy == expected {
         // Possible: no switch happened to fall between a load and its store.
-        println!("  (none lost this time: the race is still there; run it again)");
+        println!(
+            "  (none lost this time: the race is still there; run it again)"
+        );
     }
     let atomic = on_two_threads(add_atomically, args.count, &ATOMIC);
     println!(
