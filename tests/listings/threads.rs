@@ -101,6 +101,67 @@ fn worker_pids(text: &str) -> Vec<u32> {
         .collect()
 }
 
+/// The tasks' lines of a pool's run: (task, pid, which of its worker's tasks it was), as the
+/// workers reported them.
+fn tasks_done(text: &str) -> Vec<(u32, u32, u32)> {
+    let line = regex::Regex::new(r"(?m)^task (\d+): pid (\d+), its task (\d+)$").unwrap();
+    line.captures_iter(text)
+        .map(|c| {
+            (
+                c[1].parse().unwrap(),
+                c[2].parse().unwrap(),
+                c[3].parse().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// What the workers' reports must show in any run: every task ran in one of the pool's
+/// workers, and each worker counted its own tasks 1, 2, 3, ... with none missing.
+fn check_reports(text: &str, workers: &[u32], done: &[(u32, u32, u32)]) {
+    for &worker in workers {
+        let mut counted: Vec<u32> = done.iter().filter(|t| t.1 == worker).map(|t| t.2).collect();
+        counted.sort();
+        assert!(
+            counted.iter().copied().eq(1..=counted.len() as u32),
+            "worker {worker} counted {counted:?}:\n{text}"
+        );
+    }
+    for &(task, pid, _) in done {
+        assert!(
+            workers.contains(&pid),
+            "task {task} ran outside the pool:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn pool_plain_runs_ten_tasks_on_its_three_workers() {
+    let transcript = listing("pool-plain")
+        .args(["--sleep-ms", "200"])
+        .spawn()
+        .finish();
+    let text = &transcript.text;
+    assert!(transcript.status.success(), "{text}");
+    let workers = worker_pids(text);
+    assert_eq!(workers.len(), 3, "{text}");
+    // One line per task, in task order, each naming the worker that ran it.
+    let line = regex::Regex::new(r"(?m)^task (\d+): pid (\d+)$").unwrap();
+    let tasks: Vec<(u32, u32)> = line
+        .captures_iter(text)
+        .map(|c| (c[1].parse().unwrap(), c[2].parse().unwrap()))
+        .collect();
+    assert!(tasks.iter().map(|t| t.0).eq(0..10), "{text}");
+    assert!(tasks.iter().all(|t| workers.contains(&t.1)), "{text}");
+    assert!(text.contains("10 tasks done in "), "{text}");
+    // Three at a time at most: some worker ran four 200 ms tasks in a row.
+    assert!(
+        transcript.elapsed >= std::time::Duration::from_millis(800),
+        "{text}"
+    );
+    assert_snapshot!(transcript, "ten-tasks");
+}
+
 #[test]
 fn process_pool_reuses_three_workers_in_waves() {
     let transcript = listing("process-pool")
@@ -110,32 +171,29 @@ fn process_pool_reuses_three_workers_in_waves() {
         .finish();
     let text = &transcript.text;
     assert!(transcript.status.success(), "{text}");
-    // Exactly the three workers ran all ten tasks.
     let workers = worker_pids(text);
     assert_eq!(workers.len(), 3, "{text}");
-    let task_lines: Vec<&str> = text.lines().filter(|l| l.starts_with("task ")).collect();
-    assert_eq!(task_lines.len(), 10, "{text}");
-    for line in &task_lines {
-        let pid: u32 = line
-            .split("pid ")
-            .nth(1)
-            .and_then(|p| p.split(',').next())
-            .and_then(|p| p.parse().ok())
-            .expect("a pid");
+    let done = tasks_done(text);
+    assert_eq!(done.len(), 10, "{text}");
+    check_reports(text, &workers, &done);
+    // As the workers reported it: the three of them ran all ten tasks, each
+    // one at least, and each was reaped after a clean exit.
+    for &worker in &workers {
+        assert!(done.iter().any(|t| t.1 == worker), "{text}");
         assert!(
-            workers.contains(&pid),
-            "{line} ran outside the pool:\n{text}"
+            text.contains(&format!("worker pid {worker} reaped: exit code 0")),
+            "{text}"
         );
     }
+    // The waves as observed: every worker's first task, then every second,
+    // and so on. Tasks of equal length come out as 3, 3, 3, 1, unless one
+    // worker falls a whole task behind the others; the snapshot checks that.
     assert!(text.contains("distinct worker pids: 3"), "{text}");
-    assert!(text.contains("finished in waves of 3, 3, 3, 1"), "{text}");
-    // Four waves of 200 ms: at least 800 ms, and far below ten tasks one after another.
+    // A sleep never ends early: the busiest worker slept its tasks one after
+    // another. (No upper bound: a loaded machine can be slow.)
+    let busiest = done.iter().map(|t| t.2).max().unwrap();
     assert!(
-        transcript.elapsed >= std::time::Duration::from_millis(800),
-        "{text}"
-    );
-    assert!(
-        transcript.elapsed < std::time::Duration::from_secs(2),
+        transcript.elapsed >= std::time::Duration::from_millis(200) * busiest,
         "{text}"
     );
     assert_snapshot!(transcript, "ten-tasks");
@@ -148,12 +206,28 @@ fn process_pool_reports_a_crashed_worker_and_goes_on() {
         .args(["--sleep-ms", "200", "--crash-task", "7"])
         .spawn()
         .finish();
-    assert_eq!(transcript.status.code(), Some(1), "{}", transcript.text);
-    assert!(
-        transcript.text.contains("task 7: its worker, pid "),
-        "{}",
-        transcript.text
-    );
+    let text = &transcript.text;
+    assert_eq!(transcript.status.code(), Some(1), "{text}");
+    let workers = worker_pids(text);
+    let done = tasks_done(text);
+    assert_eq!(done.len(), 9, "{text}");
+    check_reports(text, &workers, &done);
+    let killed = regex::Regex::new(r"(?m)^task 7: its worker, pid (\d+), killed by signal 9$")
+        .unwrap()
+        .captures(text)
+        .unwrap_or_else(|| panic!("task 7's worker was not killed:\n{text}"))[1]
+        .to_string();
+    for worker in workers {
+        let status = if worker.to_string() == killed {
+            "killed by signal 9"
+        } else {
+            "exit code 0"
+        };
+        assert!(
+            text.contains(&format!("worker pid {worker} reaped: {status}")),
+            "{text}"
+        );
+    }
     assert_snapshot!(transcript, "crash");
 }
 
@@ -298,4 +372,9 @@ fn thread_struct_answers_help() {
 #[test]
 fn threads_vs_processes_answers_help() {
     assert_answers_help("threads-vs-processes");
+}
+
+#[test]
+fn pool_plain_answers_help() {
+    assert_answers_help("pool-plain");
 }
