@@ -5,6 +5,18 @@ use crate::harness::{
 };
 
 #[test]
+fn thread_plain_joins_100_threads_and_gets_their_results() {
+    let transcript = listing("thread-plain").spawn().finish();
+    let text = &transcript.text;
+    assert!(transcript.status.success(), "{text}");
+    // Joined in the order they were started, so the results come back in it.
+    assert!(text.contains("joined them: 100 results"), "{text}");
+    assert!(text.contains("  first: request 0 (mode q)"), "{text}");
+    assert!(text.contains("  last:  request 99 (mode q)"), "{text}");
+    assert_snapshot!(transcript, "run");
+}
+
+#[test]
 #[cfg_attr(
     not(target_os = "linux"),
     ignore = "needs Linux: thread-demo lists threads from /proc"
@@ -377,4 +389,9 @@ fn threads_vs_processes_answers_help() {
 #[test]
 fn pool_plain_answers_help() {
     assert_answers_help("pool-plain");
+}
+
+#[test]
+fn thread_plain_answers_help() {
+    assert_answers_help("thread-plain");
 }

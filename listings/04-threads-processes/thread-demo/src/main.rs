@@ -1,4 +1,5 @@
-//! S3.2, S3.4: the notes' thread demo: 100 threads, each started with
+//! S3.2, S3.4: the notes' thread demo, hardened to list its threads: 100
+//! named threads, each started with
 //! arguments, then joined, each returning its result through its
 //! JoinHandle; the live threads listed while the workers run and after.
 
@@ -25,7 +26,6 @@ fn main() -> ExitCode {
     }
 }
 
-// ANCHOR: params
 /// The notes pass `args=(i,)` and `kwargs={"m": "q"}`; in Rust a thread
 /// gets whatever its closure captures, and named fields say what each is.
 struct Request {
@@ -37,7 +37,6 @@ struct Request {
 fn request(params: Request) -> String {
     format!("request {} (mode {})", params.number, params.mode)
 }
-// ANCHOR_END: params
 
 // ANCHOR: run
 fn run() -> io::Result<()> {
