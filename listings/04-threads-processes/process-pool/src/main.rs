@@ -392,6 +392,9 @@ fn report(
     );
     let waves: Vec<String> = waves.iter().map(u32::to_string).collect();
     println!("finished in waves of {}", waves.join(", "));
+    // By how each ended, then by pid: which worker a crash hits varies.
+    let mut ended = ended.to_vec();
+    ended.sort_by(|a, b| (&a.1, a.0).cmp(&(&b.1, b.0)));
     for (pid, status) in ended {
         println!("worker pid {pid} reaped: {status}");
     }
