@@ -1,7 +1,10 @@
 //! S3.7: the notes' `Pool(3)` with 10 tasks, each reporting its pid and
 //! number and sleeping. Three worker processes (this program, started again)
 //! take tasks over ipc-channel as they become free, so the same three do all
-//! ten, in waves. A worker that crashes is reported, and the pool goes on.
+//! ten, in waves; each worker reports its pid and its own count of tasks, and
+//! the pool prints what they reported, and how each worker ended. A worker
+//! that crashes is reported, and the pool goes on. Unlike pool-plain, it
+//! sends typed messages and waits for its workers with a deadline.
 //! Ctrl-C or SIGTERM stops the pool, its workers and what it made, as
 //! chapter 9 explains (`ctrl-c-cleanup`).
 

@@ -1,7 +1,8 @@
-//! S3.2, S3.4: the notes' thread demo, hardened to list its threads: 100
-//! named threads, each started with
-//! arguments, then joined, each returning its result through its
-//! JoinHandle; the live threads listed while the workers run and after.
+//! S3.2, S3.4: the notes' thread demo, made to list its live threads: 100
+//! named threads, each started with arguments, then joined, each returning
+//! its result through its JoinHandle; the live threads listed while all the
+//! workers run (a report that each has started, and a gate, make sure they
+//! are all alive then) and after. thread-plain is the demo without the list.
 
 use std::io;
 use std::process::ExitCode;
