@@ -254,6 +254,18 @@ macro_rules! assert_refused {
 }
 pub(crate) use assert_refused;
 
+/// `--help`: the listing describes itself and its options, and exits with status 0 before it
+/// does anything else. Every listing answers it, as a real program does.
+pub fn assert_answers_help(name: &str) {
+    let transcript = listing(name).args(["--help"]).spawn().finish();
+    let text = &transcript.text;
+    assert!(transcript.status.success(), "{name} --help failed:\n{text}");
+    assert!(
+        text.contains(&format!("Usage: {name}")) && text.contains("-h, --help"),
+        "{name} --help printed no usage:\n{text}"
+    );
+}
+
 /// Checks a transcript against `tests/snapshots/<listing>__<scenario>.snap`. A macro, so that
 /// the snapshot names the test that made it: its `source` is the test's file, and its
 /// `description` the test.
@@ -877,22 +889,6 @@ fn machine() -> String {
         kernel.trim(),
         date.trim()
     )
-}
-
-/// `name --help` prints clap's help, with the listing's usage line, and exits with status 0:
-/// every listing is a real program, and says what it takes.
-pub fn assert_answers_help(name: &str) {
-    let transcript = listing(name).args(["--help"]).spawn().finish();
-    assert!(
-        transcript.status.success(),
-        "{name} --help: {}",
-        transcript.text
-    );
-    assert!(
-        transcript.text.contains(&format!("Usage: {name}")),
-        "{name} --help printed no usage line:\n{}",
-        transcript.text
-    );
 }
 
 pub fn workspace_root() -> &'static Path {

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use crate::harness::{assert_refused, assert_snapshot, compile_error, listing, python3_present};
+use crate::harness::{
+    assert_answers_help, assert_refused, assert_snapshot, compile_error, listing, python3_present,
+};
 
 const TOTAL: u64 = 20_000_000;
 
@@ -14,18 +16,18 @@ fn lock_counter_reaches_exactly_twice_the_count() {
     let (seen_first, seen_last): (u64, u64) = (first[2].parse().unwrap(), last[2].parse().unwrap());
     // Each task reports under its own name (the notes' copy says task2 twice).
     assert_ne!(first[1], last[1]);
-    // The last to finish saw every increment; the first saw at least its own
-    // 10,000,000, and may have seen all of the other's too: it can be
-    // preempted before its final read while the other finishes.
+    // The last to finish left the total; the first left at least its own
+    // 10,000,000, and less than the total: each value is read under the lock
+    // that made it, so no two tasks see the same one.
     assert_eq!(seen_last, TOTAL);
     assert!(
-        (TOTAL / 2..=TOTAL).contains(&seen_first),
+        (TOTAL / 2..TOTAL).contains(&seen_first),
         "the first task read {seen_first}"
     );
     // Which task finishes first, and what it read, vary from run to run.
     run.redact(
         &first[0],
-        "[task1 or task2] finished first; the counter read [10000000 TO 20000000 INCLUSIVE]",
+        "[task1 or task2] finished first; the counter read [10000000 TO 19999999]",
     );
     run.redact(
         &last[0],
@@ -56,28 +58,48 @@ fn lock_counter_without_a_lock_does_not_compile() {
     assert_snapshot!(transcript, "does-not-compile");
 }
 
+/// How many runs of `lost-updates` may lose no update before the test fails. On the
+/// machines this book was tested on (2 cores, and `taskset -c 0`), no run of 50 lost none.
+const LOST_UPDATE_TRIES: u32 = 3;
+
 #[test]
 fn lost_updates_only_when_load_and_store_are_separate() {
-    let mut run = listing("lost-updates").spawn();
-    let racy = run.wait_for_line(r"^load, then store: (\d+) \((\d+) updates lost\)$");
-    let total: u64 = racy[1].parse().unwrap();
-    let lost: u64 = racy[2].parse().unwrap();
-    // What the book states: updates can be lost, never invented.
-    assert!(total <= TOTAL, "{total}");
-    // The phrase ends before the ")": a redaction must end at a word's end.
-    run.redact(
-        &format!("load, then store: {total} ({lost}"),
-        "load, then store: [AT MOST 20000000] ([THE REST]",
-    );
-    let transcript = run.finish();
-    assert!(
-        transcript
-            .text
-            .contains("fetch_add:        20000000 (0 updates lost)"),
-        "{}",
-        transcript.text
-    );
-    assert_snapshot!(transcript, "run");
+    for attempt in 1..=LOST_UPDATE_TRIES {
+        let mut transcript = listing("lost-updates").measuring().spawn().finish();
+        let text = &transcript.text;
+        assert!(transcript.status.success(), "{text}");
+        let line = text
+            .lines()
+            .find_map(|l| l.strip_prefix("load, then store: "))
+            .unwrap_or_else(|| panic!("no racy total:\n{text}"));
+        let (total, lost) = line.split_once(" (").expect("a total and a count");
+        let total: u64 = total.parse().unwrap();
+        let lost: u64 = lost.split(' ').next().unwrap().parse().unwrap();
+        // Updates can be lost, never invented; the count is the difference.
+        assert!(total <= TOTAL, "{text}");
+        assert_eq!(total + lost, TOTAL, "{text}");
+        // fetch_add loses none, on every run.
+        assert!(
+            text.contains("fetch_add:        20000000 (0 updates lost)"),
+            "{text}"
+        );
+        // The listing says so when a run loses none, and only then.
+        let said_none = text.contains("(none lost this time");
+        assert_eq!(said_none, lost == 0, "{text}");
+        if lost == 0 {
+            eprintln!("lost-updates lost no update on run {attempt}; running it again");
+            continue;
+        }
+        // How many were lost varies; the recorded run shows one real count.
+        transcript.redact_matches(
+            r"load, then store: \d+ \(\d+ updates lost\)",
+            "load, then store: [BELOW 20000000] ([THE REST] updates lost)",
+        );
+        assert_snapshot!(transcript, "run");
+        transcript.record_measurement("run");
+        return;
+    }
+    panic!("lost-updates lost no update in {LOST_UPDATE_TRIES} runs: the race never showed");
 }
 
 #[test]
@@ -200,4 +222,29 @@ fn counter_speed_with_python_on_this_machine() {
 #[test]
 fn counter_speed_rejects_a_bad_count() {
     assert_refused!("counter-speed", &["--count", "0"], "bad-count");
+}
+
+#[test]
+fn counter_speed_answers_help() {
+    assert_answers_help("counter-speed");
+}
+
+#[test]
+fn lock_counter_answers_help() {
+    assert_answers_help("lock-counter");
+}
+
+#[test]
+fn lost_updates_answers_help() {
+    assert_answers_help("lost-updates");
+}
+
+#[test]
+fn poisoned_lock_answers_help() {
+    assert_answers_help("poisoned-lock");
+}
+
+#[test]
+fn try_lock_answers_help() {
+    assert_answers_help("try-lock");
 }

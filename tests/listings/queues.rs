@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::harness::{assert_refused, assert_snapshot, listing};
+use crate::harness::{assert_answers_help, assert_refused, assert_snapshot, listing};
 
 /// The duration printed with `{:?}` after "after " on the line that starts
 /// with `prefix`: what the snapshot shows as [DURATION].
@@ -92,7 +92,9 @@ fn crossbeam_workers_share_one_channel() {
     let transcript = listing("crossbeam-workers").spawn().finish();
     let text = &transcript.text;
     assert!(
-        text.contains("worker threads: 3; jobs done: 12, each exactly once: true"),
+        text.contains(
+            "worker threads: 3, 3 of them got jobs; jobs done: 12, each exactly once: true"
+        ),
         "{text}"
     );
     let waited = duration_on(text, "2 jobs in, nobody receiving");
@@ -110,7 +112,27 @@ fn crossbeam_workers_lose_nothing_with_many_workers_and_no_buffer() {
         .finish();
     let text = &transcript.text;
     assert!(
-        text.contains("worker threads: 8; jobs done: 5000, each exactly once: true"),
+        text.contains(
+            "worker threads: 8, 8 of them got jobs; jobs done: 5000, each exactly once: true"
+        ),
+        "{text}"
+    );
+    assert!(transcript.status.success(), "{text}");
+}
+
+#[test]
+fn crossbeam_workers_with_fewer_jobs_than_workers_ends() {
+    // Two workers find the channel closed before their first job; they must
+    // not keep the others waiting for them.
+    let transcript = listing("crossbeam-workers")
+        .args(["--workers", "5", "--jobs", "3"])
+        .spawn()
+        .finish();
+    let text = &transcript.text;
+    assert!(
+        text.contains(
+            "worker threads: 5, 3 of them got jobs; jobs done: 3, each exactly once: true"
+        ),
         "{text}"
     );
     assert!(transcript.status.success(), "{text}");
@@ -150,4 +172,19 @@ fn blocking_queue_orders_blocks_and_times_out() {
 #[test]
 fn blocking_queue_rejects_a_zero_timeout() {
     assert_refused!("blocking-queue", &["--timeout-ms", "0"], "bad-timeout");
+}
+
+#[test]
+fn blocking_queue_answers_help() {
+    assert_answers_help("blocking-queue");
+}
+
+#[test]
+fn crossbeam_workers_answers_help() {
+    assert_answers_help("crossbeam-workers");
+}
+
+#[test]
+fn fifo_channel_answers_help() {
+    assert_answers_help("fifo-channel");
 }

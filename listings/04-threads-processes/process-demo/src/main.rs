@@ -7,16 +7,29 @@ use std::process::{self, Child, Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+/// Start 10 child processes, each changing its own copy of a global.
+#[derive(Parser)]
+struct Args {
+    #[command(subcommand)]
+    role: Option<Role>,
+}
+
+#[derive(Subcommand)]
+enum Role {
+    /// Be child number N (the parent starts this program so).
+    #[command(hide = true)]
+    Child { number: u32 },
+}
 
 /// The notes' global variable. Every process has its own copy.
 static VISITS: AtomicU32 = AtomicU32::new(0);
 
 fn main() -> ExitCode {
-    let args: Vec<String> = env::args().skip(1).collect();
-    let result = match args.as_slice() {
-        [] => parent(),
-        [role, number] if role == "child" => child(number),
-        _ => Err(anyhow::anyhow!("usage: process-demo [child N]")),
+    let result = match Args::parse().role {
+        None => parent(),
+        Some(Role::Child { number }) => child(number),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -29,8 +42,7 @@ fn main() -> ExitCode {
 
 // ANCHOR: child
 /// What the notes' `target` function does, in a process of its own.
-fn child(number: &str) -> Result<()> {
-    let number: u32 = number.parse().context("the child number")?;
+fn child(number: u32) -> Result<()> {
     let visits = VISITS.fetch_add(1, Ordering::Relaxed) + 1;
     println!("child {number}: pid {}, VISITS = {visits}", process::id());
     Ok(())

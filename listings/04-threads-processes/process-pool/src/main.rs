@@ -1,7 +1,10 @@
 //! S3.7: the notes' `Pool(3)` with 10 tasks, each reporting its pid and
 //! number and sleeping. Three worker processes (this program, started again)
 //! take tasks over ipc-channel as they become free, so the same three do all
-//! ten, in waves. A worker that crashes is reported, and the pool goes on.
+//! ten, in waves; each worker reports its pid and its own count of tasks, and
+//! the pool prints what they reported, and how each worker ended. A worker
+//! that crashes is reported, and the pool goes on. Unlike pool-plain, it
+//! sends typed messages and waits for its workers with a deadline.
 //! Ctrl-C or SIGTERM stops the pool, its workers and what it made, as
 //! chapter 9 explains (`ctrl-c-cleanup`).
 
@@ -62,11 +65,12 @@ struct Task {
     sleep_ms: u64,
 }
 
-/// Worker to pool: a task is done, by this process.
+/// Worker to pool: a task is done, by this process, as its `nth` task.
 #[derive(Serialize, Deserialize)]
 struct Done {
     number: u32,
     pid: u32,
+    nth: u32,
 }
 
 /// A new worker's first message: where to send it tasks, and where to
@@ -106,16 +110,13 @@ fn worker(server: &str) -> Result<()> {
         done: my_done,
     })?;
     // recv fails when the pool has dropped its sender: no more work.
+    let mut nth = 0;
     while let Ok(task) = my_tasks.recv() {
         thread::sleep(Duration::from_millis(task.sleep_ms));
+        nth += 1;
         let pid = process::id();
-        if done
-            .send(Done {
-                number: task.number,
-                pid,
-            })
-            .is_err()
-        {
+        let number = task.number;
+        if done.send(Done { number, pid, nth }).is_err() {
             break; // the pool is gone
         }
     }
@@ -127,9 +128,8 @@ fn worker(server: &str) -> Result<()> {
 struct Worker {
     child: Child,
     tasks: Option<IpcSender<Task>>,
-    /// The task it runs, and its wave: 1 for the first tasks handed out, and
-    /// one more than the finished task's for each task that follows one.
-    running: Option<(u32, u32)>,
+    /// The task it runs.
+    running: Option<u32>,
 }
 
 /// Starts this program as a worker and waits (30 s at most) for its Hello.
@@ -178,9 +178,9 @@ fn start_worker(me: &Path) -> Result<(Worker, IpcReceiver<Done>)> {
 /// How long a wait lasts before the pool looks for a stop signal again.
 const GLANCE: Duration = Duration::from_millis(50);
 
-/// What happened to one task.
+/// What happened to one task, as its worker reported it.
 enum Outcome {
-    Done { pid: u32, wave: u32 },
+    Done { pid: u32, nth: u32 },
     Crashed { pid: u32, status: String },
 }
 
@@ -230,9 +230,9 @@ fn pool(args: &Args) -> Result<()> {
         &mut outcomes,
     );
     let total = start.elapsed();
-    stop(&mut workers);
+    let ended = stop(&mut workers);
     ran?;
-    report(args, &outcomes, &queue, total)
+    report(args, &outcomes, &queue, total, &ended)
 }
 
 fn run_tasks(
@@ -244,7 +244,7 @@ fn run_tasks(
     outcomes: &mut HashMap<u32, Outcome>,
 ) -> Result<()> {
     for worker in workers.iter_mut() {
-        give_work(args, worker, queue, 1);
+        give_work(args, worker, queue);
     }
     // A task takes `sleep_ms`; a pool that hears nothing for much longer
     // than that has a worker that hangs.
@@ -267,13 +267,11 @@ fn run_tasks(
         for event in events {
             match event {
                 IpcSelectionResult::MessageReceived(channel, message) => {
-                    let done: Done = message.to()?;
+                    let Done { number, pid, nth } = message.to()?;
                     let worker = &mut workers[by_channel[&channel]];
-                    let wave =
-                        worker.running.take().map_or(0, |(_, wave)| wave);
-                    let pid = done.pid;
-                    outcomes.insert(done.number, Outcome::Done { pid, wave });
-                    give_work(args, worker, queue, wave + 1);
+                    worker.running = None;
+                    outcomes.insert(number, Outcome::Done { pid, nth });
+                    give_work(args, worker, queue);
                 }
                 IpcSelectionResult::ChannelClosed(channel) => {
                     // The worker's end closed: the process has ended.
@@ -281,16 +279,15 @@ fn run_tasks(
                     worker.tasks = None;
                     let pid = worker.child.id();
                     let status = describe(worker.child.wait()?);
-                    let wave = worker.running.take().map(|(number, wave)| {
+                    if let Some(number) = worker.running.take() {
                         outcomes
                             .insert(number, Outcome::Crashed { pid, status });
-                        wave
-                    });
+                    }
                     let idle = workers
                         .iter_mut()
                         .find(|w| w.tasks.is_some() && w.running.is_none());
-                    if let (Some(idle), Some(wave)) = (idle, wave) {
-                        give_work(args, idle, queue, wave + 1);
+                    if let Some(idle) = idle {
+                        give_work(args, idle, queue);
                     }
                 }
             }
@@ -299,13 +296,8 @@ fn run_tasks(
     Ok(())
 }
 
-/// Hands the next task in the queue to an idle worker, as part of `wave`.
-fn give_work(
-    args: &Args,
-    worker: &mut Worker,
-    queue: &mut VecDeque<u32>,
-    wave: u32,
-) {
+/// Hands the next task in the queue to an idle worker.
+fn give_work(args: &Args, worker: &mut Worker, queue: &mut VecDeque<u32>) {
     let Some(number) = queue.pop_front() else {
         return;
     };
@@ -315,7 +307,7 @@ fn give_work(
     };
     match worker.tasks.as_ref().map(|tasks| tasks.send(task)) {
         Some(Ok(())) => {
-            worker.running = Some((number, wave));
+            worker.running = Some(number);
             if args.crash_task == Some(number) {
                 // Killed from outside while it works, as the kernel's
                 // out-of-memory killer would kill it: SIGKILL cannot be caught.
@@ -341,41 +333,51 @@ fn describe(status: process::ExitStatus) -> String {
 }
 
 /// Closes every task channel, so that idle workers end; kills any worker
-/// still running a task (after a failure, it may hang); waits for each.
-fn stop(workers: &mut [Worker]) {
+/// still running a task (after a failure, it may hang); waits for each,
+/// and returns how each ended.
+fn stop(workers: &mut [Worker]) -> Vec<(u32, String)> {
     for worker in workers.iter_mut() {
         worker.tasks = None;
         if worker.running.is_some() {
             let _ = worker.child.kill();
         }
     }
+    let mut ended = Vec::new();
     for worker in workers.iter_mut() {
-        let _ = worker.child.wait();
+        let status = match worker.child.wait() {
+            Ok(status) => describe(status),
+            Err(e) => format!("cannot wait for it: {e}"),
+        };
+        ended.push((worker.child.id(), status));
     }
+    ended
 }
 
 // ANCHOR: report
-/// One line per task, in task order; then the processes used, the waves,
+/// One line per task, in task order, with what its worker reported: its
+/// pid, and which of that worker's tasks it was. Then the waves those make
+/// (every worker's 1st task, then every 2nd, ...), how each worker ended,
 /// and the total time.
 fn report(
     args: &Args,
     outcomes: &HashMap<u32, Outcome>,
     never_ran: &VecDeque<u32>,
     total: Duration,
+    ended: &[(u32, String)],
 ) -> Result<()> {
     let mut waves: Vec<u32> = Vec::new();
     let mut pids = Vec::new();
     let mut failed = never_ran.len();
     for number in 0..args.tasks {
         match outcomes.get(&number) {
-            Some(Outcome::Done { pid, wave }) => {
-                let index = *wave as usize - 1;
+            Some(Outcome::Done { pid, nth }) => {
+                let index = *nth as usize - 1;
                 if waves.len() <= index {
                     waves.resize(index + 1, 0);
                 }
                 waves[index] += 1;
                 pids.push(*pid);
-                println!("task {number}: pid {pid}, wave {wave}");
+                println!("task {number}: pid {pid}, its task {nth}");
             }
             Some(Outcome::Crashed { pid, status }) => {
                 failed += 1;
@@ -393,6 +395,12 @@ fn report(
     );
     let waves: Vec<String> = waves.iter().map(u32::to_string).collect();
     println!("finished in waves of {}", waves.join(", "));
+    // By how each ended, then by pid: which worker a crash hits varies.
+    let mut ended = ended.to_vec();
+    ended.sort_by(|a, b| (&a.1, a.0).cmp(&(&b.1, b.0)));
+    for (pid, status) in ended {
+        println!("worker pid {pid} reaped: {status}");
+    }
     let sleep = Duration::from_millis(args.sleep_ms);
     let ratio = total.as_secs_f64() / sleep.as_secs_f64();
     println!("all done in {total:.1?}: {ratio:.2}x the time one task sleeps");

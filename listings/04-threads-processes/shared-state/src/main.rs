@@ -6,7 +6,14 @@
 use std::sync::{Arc, Mutex};
 use std::thread;
 
+use clap::Parser;
+
+/// Threads share data: scoped threads borrow, Arc and Mutex share.
+#[derive(Parser)]
+struct Args {}
+
 fn main() {
+    Args::parse(); // no options; answers --help
     scoped();
     shared();
 }

@@ -1,6 +1,8 @@
-//! S3.2, S3.4: the notes' thread demo: 100 threads, each started with
-//! arguments, then joined, each returning its result through its
-//! JoinHandle; the live threads listed while the workers run and after.
+//! S3.2, S3.4: the notes' thread demo, made to list its live threads: 100
+//! named threads, each started with arguments, then joined, each returning
+//! its result through its JoinHandle; the live threads listed while all the
+//! workers run (a report that each has started, and a gate, make sure they
+//! are all alive then) and after. thread-plain is the demo without the list.
 
 use std::io;
 use std::process::ExitCode;
@@ -8,7 +10,14 @@ use std::sync::{Arc, RwLock, mpsc};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use clap::Parser;
+
+/// Start 100 threads with arguments, join them, and list the live threads.
+#[derive(Parser)]
+struct Args {}
+
 fn main() -> ExitCode {
+    Args::parse(); // no options; answers --help
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -18,7 +27,6 @@ fn main() -> ExitCode {
     }
 }
 
-// ANCHOR: params
 /// The notes pass `args=(i,)` and `kwargs={"m": "q"}`; in Rust a thread
 /// gets whatever its closure captures, and named fields say what each is.
 struct Request {
@@ -30,7 +38,6 @@ struct Request {
 fn request(params: Request) -> String {
     format!("request {} (mode {})", params.number, params.mode)
 }
-// ANCHOR_END: params
 
 // ANCHOR: run
 fn run() -> io::Result<()> {

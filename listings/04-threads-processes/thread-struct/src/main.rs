@@ -6,6 +6,12 @@ use std::io;
 use std::process::ExitCode;
 use std::thread::{self, JoinHandle};
 
+use clap::Parser;
+
+/// Downloader threads, each a type of its own with a name.
+#[derive(Parser)]
+struct Args {}
+
 // ANCHOR: downloader
 /// What one thread needs, owned by that thread once it starts.
 struct Downloader {
@@ -37,6 +43,7 @@ impl Downloader {
 
 // ANCHOR: main
 fn main() -> ExitCode {
+    Args::parse(); // no options; answers --help
     let downloaders = [
         Downloader {
             name: "news".into(),

@@ -7,24 +7,46 @@
 use std::env;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-use std::process::{self, Child, Command, ExitCode, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
 use std::sync::{Arc, RwLock, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+/// Measure threads against processes: the cost to start, the memory, and
+/// what a crash takes down.
+#[derive(Parser)]
+struct Args {
+    #[command(subcommand)]
+    role: Option<Role>,
+}
+
+/// The parts this program plays when it starts itself as a child.
+#[derive(Subcommand)]
+#[command(hide = true)]
+enum Role {
+    /// Do nothing, to time a start.
+    #[command(hide = true)]
+    Noop,
+    /// Say "ready", then wait for the end of input.
+    #[command(hide = true)]
+    Wait,
+    /// Fault in one thread, and see whether main goes on.
+    #[command(hide = true)]
+    FaultInAThread,
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = env::args().skip(1).collect();
-    let result = match args.first().map(String::as_str) {
+    let result = match Args::parse().role {
         None => compare(),
-        Some("noop") => Ok(()),
-        Some("wait") => wait_for_eof(),
-        Some("die-in-a-thread") => {
+        Some(Role::Noop) => Ok(()),
+        Some(Role::Wait) => wait_for_eof(),
+        Some(Role::FaultInAThread) => {
             no_core_dump();
-            die_in_a_thread()
+            fault_in_a_thread()
         }
-        Some(other) => Err(anyhow::anyhow!("unknown role {other:?}")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -193,13 +215,13 @@ fn isolation(me: &Path) -> Result<()> {
     };
     println!("  a thread panics: {outcome}; this process goes on");
 
-    // A crash in one thread of a child: whichever thread it hits, a signal
+    // A fault in one thread of a child: whichever thread it hits, a signal
     // whose default action is to terminate ends the whole process.
-    let output = Command::new(me).arg("die-in-a-thread").output()?;
+    let output = Command::new(me).arg("fault-in-a-thread").output()?;
     let printed = String::from_utf8_lossy(&output.stdout);
     let survived = printed.contains("main thread goes on");
     println!(
-        "  a crash in one thread of a child: the child was {}; its main \
+        "  a fault in one thread of a child: the child was {}; its main \
          thread {}",
         describe(output.status),
         if survived { "went on" } else { "died with it" }
@@ -208,10 +230,18 @@ fn isolation(me: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The child's part: one thread aborts, as a thread that hits a fatal
-/// fault does; main would print, if it still ran.
-fn die_in_a_thread() -> Result<()> {
-    let crasher = thread::spawn(|| process::abort());
+/// The child's part: one thread writes where no memory is, as a thread with
+/// a bad pointer does; main would print, if it still ran.
+fn fault_in_a_thread() -> Result<()> {
+    let crasher = thread::spawn(|| {
+        // Address 16 is never mapped: Linux keeps the lowest pages of every
+        // process empty (vm.mmap_min_addr), so the CPU faults and the kernel
+        // sends SIGSEGV. (Not address 0: Rust's debug checks would catch a
+        // null pointer first, and abort.)
+        let nowhere = std::ptr::without_provenance_mut::<u8>(16);
+        // SAFETY: none; this is the bug the demonstration needs.
+        unsafe { std::ptr::write_volatile(nowhere, 1) };
+    });
     let _ = crasher.join();
     println!("main thread goes on");
     Ok(())
@@ -221,13 +251,18 @@ fn describe(status: ExitStatus) -> String {
     #[cfg(unix)]
     if let Some(signal) = std::os::unix::process::ExitStatusExt::signal(&status)
     {
-        return format!("killed by signal {signal}");
+        let name = if signal == libc::SIGSEGV {
+            " (SIGSEGV)"
+        } else {
+            ""
+        };
+        return format!("killed by signal {signal}{name}");
     }
     format!("ended ({status})")
 }
 // ANCHOR_END: crash
 
-/// The child that aborts on purpose leaves no core file in the working
+/// The child that faults on purpose leaves no core file in the working
 /// directory, on a machine that would otherwise write one.
 fn no_core_dump() {
     let none = libc::rlimit {
@@ -236,6 +271,6 @@ fn no_core_dump() {
     };
     // SAFETY: setrlimit only reads the struct passed by reference, which
     // lives across the call, and changes a limit of this process alone. If
-    // it fails, the child aborts all the same, under the system's own limit.
+    // it fails, the child faults all the same, under the system's own limit.
     unsafe { libc::setrlimit(libc::RLIMIT_CORE, &none) };
 }

@@ -4,6 +4,7 @@
 //! jobs ahead of the workers; `send_timeout` gives up on a full channel.
 
 use std::process::ExitCode;
+use std::sync::Barrier;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -51,14 +52,25 @@ fn run(args: Args) -> Result<()> {
 fn share(workers: u32, jobs: u32, capacity: u32) -> Result<()> {
     let (job_tx, job_rx) = bounded(capacity as usize);
     let (done_tx, done_rx) = unbounded();
+    // Each worker takes one job before any takes a second; otherwise the
+    // first worker to start could empty the channel alone.
+    let first_round = Barrier::new(workers as usize);
     thread::scope(|s| {
-        for _ in 0..workers {
+        for worker in 0..workers {
             // Every worker receives from the same channel: each job goes to
             // exactly one of them, whichever asks first.
             let (job_rx, done_tx) = (job_rx.clone(), done_tx.clone());
+            let first_round = &first_round;
             s.spawn(move || {
-                for job in job_rx {
-                    let _ = done_tx.send(job);
+                let mut jobs = job_rx.iter();
+                // None if the jobs ran out first: this worker still waits
+                // with the others, so that none waits for it forever.
+                if let Some(job) = jobs.next() {
+                    let _ = done_tx.send((worker, job));
+                }
+                first_round.wait();
+                for job in jobs {
+                    let _ = done_tx.send((worker, job));
                 }
             });
         }
@@ -71,12 +83,16 @@ fn share(workers: u32, jobs: u32, capacity: u32) -> Result<()> {
             job_tx.send(job).context("every worker has stopped")?;
         }
         drop(job_tx);
-        let mut done: Vec<u32> = done_rx.iter().collect();
+        let (mut busy, mut done): (Vec<u32>, Vec<u32>) = done_rx.iter().unzip();
+        busy.sort_unstable();
+        busy.dedup();
         done.sort_unstable();
         let once_each = done.iter().copied().eq(1..=jobs);
         let count = done.len();
         println!(
-            "worker threads: {workers}; jobs done: {count}, each exactly once: {once_each}"
+            "worker threads: {workers}, {} of them got jobs; \
+             jobs done: {count}, each exactly once: {once_each}",
+            busy.len()
         );
         Ok(())
     })

@@ -1,6 +1,6 @@
 //! S5.1: the notes' lock counter. Two threads each add 1 to one shared
 //! counter 10,000,000 times, taking a Mutex for every addition; each reports
-//! the value it read when it finished, and the last one reads the total.
+//! the value its last addition left, and the last one leaves the total.
 
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -36,13 +36,16 @@ fn task(
     count: u64,
     counter: &Mutex<u64>,
 ) -> (&'static str, u64) {
+    let mut seen = 0;
     for _ in 0..count {
         // lock() is the note's acquire(); the guard's drop, at the end of
-        // this statement, is its release(). There is no release to forget.
-        *counter.lock().expect("no task panics holding the lock") += 1;
+        // this block, is its release(). There is no release to forget.
+        let mut value = counter.lock().expect("no task panics holding it");
+        *value += 1;
+        // Read under the same lock as the addition: no two tasks ever see
+        // the same value, so the one that saw less finished first.
+        seen = *value;
     }
-    // Read under the lock too: the other task may still be adding.
-    let seen = *counter.lock().expect("no task panics holding the lock");
     (name, seen)
 }
 // ANCHOR_END: task
@@ -61,8 +64,8 @@ fn run(args: Args) -> Result<()> {
     let [a, b] = tasks
         .map(|handle| handle.join().map_err(|_| anyhow!("a task panicked")));
     let mut reports = [a?, b?];
-    // The task that read the smaller value finished first: print them in
-    // the order they finished.
+    // The task whose last addition left the smaller value finished first:
+    // print them in the order they finished.
     reports.sort_by_key(|&(_, seen)| seen);
     let [(first, seen_first), (last, seen_last)] = reports;
     println!("{first} finished first; the counter read {seen_first}");

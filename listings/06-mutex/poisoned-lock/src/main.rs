@@ -10,6 +10,11 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 
 use anyhow::{Result, bail};
+use clap::Parser;
+
+/// A thread panics holding a lock: what lock() then returns, and recovery.
+#[derive(Parser)]
+struct Args {}
 
 /// Two tallies that must always be equal: an update changes both.
 #[derive(Debug, Default)]
@@ -19,6 +24,7 @@ struct Tallies {
 }
 
 fn main() -> ExitCode {
+    Args::parse(); // no options; answers --help
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -9,8 +9,14 @@ use std::sync::{Mutex, TryLockError};
 use std::thread;
 
 use anyhow::{Context, Result, anyhow};
+use clap::Parser;
+
+/// try_lock while another thread holds the lock, and locking it twice.
+#[derive(Parser)]
+struct Args {}
 
 fn main() -> ExitCode {
+    Args::parse(); // no options; answers --help
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -9,8 +9,14 @@ use std::sync::mpsc;
 use std::thread;
 
 use anyhow::{Context, Result, anyhow};
+use clap::Parser;
+
+/// Move a value to another thread through a channel.
+#[derive(Parser)]
+struct Args {}
 
 fn main() -> ExitCode {
+    Args::parse(); // no options; answers --help
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -8,8 +8,14 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 
 use anyhow::{Result, anyhow};
+use clap::Parser;
+
+/// Share a value with Arc, or lend it to scoped threads.
+#[derive(Parser)]
+struct Args {}
 
 fn main() -> ExitCode {
+    Args::parse(); // no options; answers --help
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
