@@ -265,12 +265,11 @@ fn describe(status: ExitStatus) -> String {
 /// The child that faults on purpose leaves no core file in the working
 /// directory, on a machine that would otherwise write one.
 fn no_core_dump() {
-    let none = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: setrlimit only reads the struct passed by reference, which
-    // lives across the call, and changes a limit of this process alone. If
-    // it fails, the child faults all the same, under the system's own limit.
-    unsafe { libc::setrlimit(libc::RLIMIT_CORE, &none) };
+    // It changes a limit of this process alone. If it fails, the child
+    // faults all the same, under the system's own limit.
+    let _ = nix::sys::resource::setrlimit(
+        nix::sys::resource::Resource::RLIMIT_CORE,
+        0,
+        0,
+    );
 }

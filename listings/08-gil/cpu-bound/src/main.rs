@@ -291,12 +291,11 @@ fn run(a: Args) -> Result<()> {
 /// that nothing can run in parallel.
 #[cfg(target_os = "linux")]
 fn cpus_allowed() -> Option<u32> {
-    // SAFETY: a zeroed cpu_set_t is an empty set, and sched_getaffinity
-    // writes no more than the size it is given.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    let size = size_of::<libc::cpu_set_t>();
-    let got = unsafe { libc::sched_getaffinity(0, size, &mut set) };
-    (got == 0).then(|| unsafe { libc::CPU_COUNT(&set) } as u32)
+    use nix::sched::{CpuSet, sched_getaffinity};
+    let set = sched_getaffinity(nix::unistd::Pid::from_raw(0)).ok()?;
+    let allowed =
+        (0..CpuSet::count()).filter(|&cpu| set.is_set(cpu) == Ok(true));
+    Some(allowed.count() as u32)
 }
 
 #[cfg(not(target_os = "linux"))]

@@ -6,6 +6,10 @@
 //! of these runs out first depends on the machine, so each is read and the smallest wins.
 
 use anyhow::Result;
+#[cfg(target_os = "linux")]
+use nix::sys::resource::{RLIM_INFINITY, Resource, getrlimit};
+#[cfg(target_os = "linux")]
+use nix::unistd::getuid;
 
 /// About how many more threads this process may start, and why no more.
 pub struct ThreadLimit {
@@ -117,19 +121,12 @@ const THREAD_MEMORY: u64 = 64 << 10;
 /// it is set.
 #[cfg(target_os = "linux")]
 fn address_space_left() -> Result<Option<u64>> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes the struct we pass, which outlives the call.
-    if unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut limit) } != 0 {
-        return Err(std::io::Error::last_os_error().into());
-    }
-    if limit.rlim_cur == libc::RLIM_INFINITY {
+    let (soft, _hard) = getrlimit(Resource::RLIMIT_AS)?;
+    if soft == RLIM_INFINITY {
         return Ok(None);
     }
     let used = status_kib("VmSize:")? << 10;
-    Ok(Some(limit.rlim_cur.saturating_sub(used)))
+    Ok(Some(soft.saturating_sub(used)))
 }
 
 /// What the kernel will still commit, where it commits no more than it has
@@ -182,15 +179,8 @@ fn sysctl(name: &str) -> Result<u64> {
 /// a rootless container is a user like any other.
 #[cfg(target_os = "linux")]
 fn user_process_limit() -> Result<Option<u64>> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes the struct we pass, which outlives the call.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NPROC, &mut limit) } != 0 {
-        return Err(std::io::Error::last_os_error().into());
-    }
-    if limit.rlim_cur == libc::RLIM_INFINITY {
+    let (soft, _hard) = getrlimit(Resource::RLIMIT_NPROC)?;
+    if soft == RLIM_INFINITY {
         return Ok(None);
     }
     // The first user namespace maps every uid to itself.
@@ -208,17 +198,14 @@ fn user_process_limit() -> Result<Option<u64>> {
     const CAP_SYS_RESOURCE: u32 = 24;
     let capable =
         capabilities & (1 << CAP_SYS_ADMIN | 1 << CAP_SYS_RESOURCE) != 0;
-    // SAFETY: getuid cannot fail and touches no memory.
-    let root = unsafe { libc::getuid() } == 0;
-    let exempt = first_namespace && (root || capable);
-    Ok((!exempt).then_some(limit.rlim_cur))
+    let exempt = first_namespace && (getuid().is_root() || capable);
+    Ok((!exempt).then_some(soft))
 }
 
 /// Threads of every process of this user (its real uid), which `ulimit -u` counts.
 #[cfg(target_os = "linux")]
 fn user_tasks() -> u64 {
-    // SAFETY: getuid cannot fail and touches no memory.
-    let me = unsafe { libc::getuid() }.to_string();
+    let me = getuid().to_string();
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return 0;
     };

@@ -151,14 +151,13 @@ fn round_in_child(args: &[String]) -> Result<()> {
 /// aborts may leave a core file in the working directory: for a process
 /// with thousands of threads, a large one that nobody wants.
 fn no_core_dump() {
-    let none = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: setrlimit only reads the struct passed by reference, which
-    // lives across the call, and changes a limit of this process alone. If
-    // it fails, the round runs all the same, with the system's own limit.
-    unsafe { libc::setrlimit(libc::RLIMIT_CORE, &none) };
+    // It changes a limit of this process alone. If it fails, the round
+    // runs all the same, with the system's own limit.
+    let _ = nix::sys::resource::setrlimit(
+        nix::sys::resource::Resource::RLIMIT_CORE,
+        0,
+        0,
+    );
 }
 
 // ANCHOR: round
