@@ -396,23 +396,7 @@ impl Run {
     /// Waits for the listing to print `prompt` (and nothing after it), then types `answer`
     /// and Enter. The answer appears in the transcript just as a terminal would echo it.
     pub fn answer(&mut self, prompt: &str, answer: &str) -> &mut Self {
-        let from = self.typed_up_to;
-        let what = format!("the prompt {prompt:?}");
-        let mut output = self.wait_until(&what, |text| text[from..].ends_with(prompt));
-        // Echo before typing: the listing cannot print its response before it reads the line.
-        output.text.push_str(answer);
-        output.text.push('\n');
-        let typed_up_to = output.text.len();
-        drop(output);
-        self.typed_up_to = typed_up_to;
-        let stdin = self
-            .stdin
-            .as_mut()
-            .expect("stdin is open until close_stdin");
-        stdin
-            .write_all(format!("{answer}\n").as_bytes())
-            .unwrap_or_else(|e| panic!("{}: cannot type {answer:?}: {e}", self.name));
-        self
+        self.answer_bytes(prompt, answer.as_bytes())
     }
 
     /// `answer` for a line that is not UTF-8 (typed on a GBK console, say): types `bytes` and

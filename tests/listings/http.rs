@@ -16,7 +16,7 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::routing::{any, get, post};
 use socket2::{Domain, Socket, Type};
 
-use crate::harness::{Transcript, assert_snapshot, listing};
+use crate::harness::{Transcript, assert_answers_help, assert_snapshot, listing};
 
 /// The test server: what it saw, and the runtime it runs on (dropped with it).
 struct Server {
@@ -546,13 +546,7 @@ fn http_by_hand_bounds_the_name_lookup() {
 #[test]
 fn every_http_listing_answers_help() {
     for name in ["http-by-hand", "http-get", "http-post", "http-many"] {
-        let transcript = listing(name).args(["--help"]).spawn().finish();
-        assert!(transcript.status.success(), "{}", transcript.text);
-        assert!(
-            transcript.text.contains(&format!("Usage: {name}")),
-            "{}",
-            transcript.text
-        );
+        assert_answers_help(name);
     }
 }
 

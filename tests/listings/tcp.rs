@@ -9,7 +9,9 @@ use std::time::Duration;
 use encoding_rs::GBK;
 use socket2::{Domain, Socket, Type};
 
-use crate::harness::{Run, Transcript, assert_refused, assert_snapshot, listing, reset, serving};
+use crate::harness::{
+    Run, Transcript, assert_answers_help, assert_refused, assert_snapshot, listing, reset, serving,
+};
 
 /// A test client, named in the server's log as `[client NAME]`.
 fn client(server: &mut Run, addr: SocketAddr, name: &str) -> TcpStream {
@@ -315,12 +317,6 @@ fn every_tcp_listing_answers_help() {
         "byte-stream",
         "tcp-threaded-server",
     ] {
-        let transcript = listing(name).args(["--help"]).spawn().finish();
-        assert!(transcript.status.success(), "{}", transcript.text);
-        assert!(
-            transcript.text.contains(&format!("Usage: {name}")),
-            "{}",
-            transcript.text
-        );
+        assert_answers_help(name);
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use encoding_rs::GBK;
 
-use crate::harness::{Run, assert_snapshot, listing};
+use crate::harness::{Run, assert_answers_help, assert_snapshot, listing};
 
 const MENU: &str = "1 send, 2 receive, 3 quit> ";
 
@@ -370,12 +370,6 @@ fn udp_broadcast_needs_so_broadcast() {
 #[test]
 fn every_udp_listing_answers_help() {
     for name in ["udp-demo", "decode-order", "udp-chat", "udp-broadcast"] {
-        let transcript = listing(name).args(["--help"]).spawn().finish();
-        assert!(transcript.status.success(), "{}", transcript.text);
-        assert!(
-            transcript.text.contains(&format!("Usage: {name}")),
-            "{}",
-            transcript.text
-        );
+        assert_answers_help(name);
     }
 }
