@@ -57,9 +57,12 @@ fn run(args: Args) -> Result<()> {
         bail!("{line:?} has characters that GBK cannot encode");
     }
     // The newline ends the message: a server that reads lines (as this
-    // chapter's threaded server does) waits for it.
-    stream.write_all(&bytes)?;
-    stream.write_all(b"\n")?;
+    // chapter's threaded server does) waits for it. One write, so that a
+    // server that reads once (as the note's does) is not handed the
+    // newline alone by a second read.
+    let mut message = bytes.into_owned();
+    message.push(b'\n');
+    stream.write_all(&message)?;
 
     stream.set_read_timeout(Some(wait))?;
     let mut buf = [0; 1024];
