@@ -310,6 +310,22 @@ fn tcp_threaded_server_hangs_up_on_a_slow_drip_at_its_deadline() {
 }
 
 #[test]
+fn tcp_threaded_server_takes_a_deadline_past_the_clock_as_none() {
+    // u64::MAX seconds from now is more than `Instant` can hold: no deadline, no panic.
+    let (mut server, addr) = serving(
+        "tcp-threaded-server",
+        &["--clients", "1", "--deadline", &u64::MAX.to_string()],
+    );
+    let mut far = client(&mut server, addr, "far");
+    far.write_all(&gbk("还早\n")).unwrap();
+    expect_reply(&mut far, &server, "我收到了\n");
+    drop(far);
+    server.wait_for_line(r"\[client far\] closed the connection$");
+    let transcript = server.finish();
+    assert!(transcript.status.success(), "{}", transcript.text);
+}
+
+#[test]
 fn every_tcp_listing_answers_help() {
     for name in [
         "tcp-client",

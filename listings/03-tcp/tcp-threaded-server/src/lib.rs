@@ -85,27 +85,47 @@ pub fn run(args: Args) -> Result<()> {
                 );
                 continue;
             }
-            serving.fetch_add(1, Ordering::SeqCst);
+            let place = Place::take(serving);
             if !args.quiet {
                 println!("{peer} connected");
             }
             let spawned =
                 thread::Builder::new().spawn_scoped(scope, move || {
-                    match serve(stream, peer, args) {
+                    let end = serve(stream, peer, args);
+                    // Give the place back before saying so: a client that
+                    // comes after this line must find it free.
+                    drop(place);
+                    match end {
                         Ok(_) if args.quiet => {}
                         Ok(end) => println!("{peer} {end}"),
                         Err(e) => println!("{peer}: {e}"),
                     }
-                    serving.fetch_sub(1, Ordering::SeqCst);
                 });
-            // The system may refuse a thread; that costs one connection.
+            // The system may refuse a thread; that costs one connection,
+            // and the place comes back with the closure that never ran.
             if let Err(e) = spawned {
-                serving.fetch_sub(1, Ordering::SeqCst);
                 println!("{peer}: no thread for it ({e}); closing");
             }
         }
     });
     Ok(())
+}
+
+/// One client's place among the `--max-clients`: given back when dropped,
+/// also when its thread panics, so that no place is ever lost.
+struct Place<'a>(&'a AtomicU32);
+
+impl<'a> Place<'a> {
+    fn take(serving: &'a AtomicU32) -> Self {
+        serving.fetch_add(1, Ordering::SeqCst);
+        Place(serving)
+    }
+}
+
+impl Drop for Place<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 // ANCHOR_END: run
 
@@ -130,7 +150,9 @@ fn serve(
     // A client that stops reading must not block the server's writes either.
     let idle = Duration::from_secs(args.idle);
     stream.set_write_timeout(Some(idle))?;
-    let deadline = Instant::now() + Duration::from_secs(args.deadline);
+    // A deadline too far for the clock to hold is no deadline at all.
+    let deadline =
+        Instant::now().checked_add(Duration::from_secs(args.deadline));
     let mut reader = BufReader::new(Timed {
         stream: &stream,
         idle,
@@ -189,8 +211,8 @@ fn serve(
 }
 
 /// Says why a read timed out, and what the client had sent of its line.
-fn timed_out(line: &[u8], deadline: Instant, args: &Args) -> String {
-    let why = if Instant::now() >= deadline {
+fn timed_out(line: &[u8], deadline: Option<Instant>, args: &Args) -> String {
+    let why = if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
         format!("reached the --deadline of {} s", args.deadline)
     } else {
         format!("was silent for {} s", args.idle)
@@ -206,12 +228,17 @@ fn timed_out(line: &[u8], deadline: Instant, args: &Args) -> String {
 struct Timed<'a> {
     stream: &'a TcpStream,
     idle: Duration,
-    deadline: Instant,
+    deadline: Option<Instant>,
 }
 
 impl Read for Timed<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let left = self.deadline.saturating_duration_since(Instant::now());
+        let left = match self.deadline {
+            Some(deadline) => {
+                deadline.saturating_duration_since(Instant::now())
+            }
+            None => self.idle,
+        };
         if left.is_zero() {
             return Err(ErrorKind::TimedOut.into());
         }
