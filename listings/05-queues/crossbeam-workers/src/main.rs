@@ -52,8 +52,10 @@ fn run(args: Args) -> Result<()> {
 fn share(workers: u32, jobs: u32, capacity: u32) -> Result<()> {
     let (job_tx, job_rx) = bounded(capacity as usize);
     let (done_tx, done_rx) = unbounded();
-    // Each worker takes one job before any takes a second; otherwise the
-    // first worker to start could empty the channel alone.
+    // Each worker takes one job, then waits here until every worker has
+    // one. A worker waiting here takes no jobs, so the others must receive
+    // them: were the channel to feed one worker only, the barrier would
+    // never open and the run would never end.
     let first_round = Barrier::new(workers as usize);
     thread::scope(|s| {
         for worker in 0..workers {
