@@ -100,6 +100,26 @@ fn tcp_client_refuses_an_empty_message() {
 }
 
 #[test]
+fn tcp_client_refuses_a_line_that_is_not_utf8() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut client = listing("tcp-client")
+        .args(["--server", &listener.local_addr().unwrap().to_string()])
+        .spawn();
+    // 中 typed on a console that sends GBK.
+    client.answer_bytes("message: ", &gbk("中"));
+    let transcript = client.finish();
+    assert_eq!(transcript.status.code(), Some(1), "{}", transcript.text);
+    assert!(
+        transcript.text.contains(
+            "tcp-client: the message is not UTF-8 text: this program reads UTF-8 and sends it \
+             as GBK\n"
+        ),
+        "{}",
+        transcript.text
+    );
+}
+
+#[test]
 fn tcp_server_serves_one_client_after_another() {
     let (mut server, addr) = serving("tcp-server", &["--clients", "2"]);
     let mut first = client(&mut server, addr, "A");

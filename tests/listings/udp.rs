@@ -73,6 +73,24 @@ fn udp_demo_reports_a_character_gbk_lacks() {
 }
 
 #[test]
+fn udp_demo_refuses_a_line_that_is_not_utf8() {
+    let peer = peer();
+    let mut run = udp_demo(&peer);
+    // 中 typed on a console that sends GBK.
+    run.answer_bytes("message: ", &gbk("中"));
+    let transcript = run.finish();
+    assert_eq!(transcript.status.code(), Some(1), "{}", transcript.text);
+    assert!(
+        transcript.text.contains(
+            "udp-demo: the message is not UTF-8 text: this program reads UTF-8 and sends it \
+             as GBK\n"
+        ),
+        "{}",
+        transcript.text
+    );
+}
+
+#[test]
 fn udp_demo_sends_nothing_when_input_ends() {
     let peer = peer();
     let mut run = udp_demo(&peer);

@@ -43,12 +43,18 @@ fn run(args: Args) -> Result<()> {
 
     print!("message: ");
     io::stdout().flush()?;
-    let mut line = String::new();
-    if io::stdin().lock().read_line(&mut line)? == 0 {
+    let mut typed = Vec::new();
+    if io::stdin().lock().read_until(b'\n', &mut typed)? == 0 {
         // Ctrl-D at the prompt: the user chose to send nothing.
         println!("\ninput ended: nothing sent");
         return Ok(());
     }
+    // A GBK console types GBK bytes, which are not UTF-8 text.
+    let Ok(line) = String::from_utf8(typed) else {
+        bail!(
+            "the message is not UTF-8 text: this program reads UTF-8 and sends it as GBK"
+        );
+    };
     let line = line.trim_end_matches(['\r', '\n']);
 
     // Python's str.encode("gbk") raises on a character GBK lacks;
