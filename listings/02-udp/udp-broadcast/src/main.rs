@@ -1,6 +1,6 @@
 //! S2.3: send a datagram to a broadcast address (which needs SO_BROADCAST), and
 //! listen for broadcasts with several listeners sharing one port (which needs
-//! SO_REUSEADDR).
+//! SO_REUSEADDR, and SO_REUSEPORT on macOS and the BSDs).
 //!
 //! The defaults stay on this machine: 127.255.255.255 is the broadcast address
 //! of the loopback network 127.0.0.0/8.
@@ -116,6 +116,15 @@ fn listen(bind: SocketAddr, count: u32, wait: u64) -> Result<()> {
         Some(Protocol::UDP),
     )?;
     socket.set_reuse_address(true)?;
+    // On macOS and the BSDs, SO_REUSEPORT is what lets a second socket bind.
+    #[cfg(any(
+        target_vendor = "apple",
+        target_os = "freebsd",
+        target_os = "netbsd",
+        target_os = "openbsd",
+        target_os = "dragonfly"
+    ))]
+    socket.set_reuse_port(true)?;
     socket
         .bind(&bind.into())
         .with_context(|| format!("cannot bind {bind}"))?;
