@@ -456,6 +456,55 @@ fn the_appendix_lists_exactly_the_notes_ids() {
     assert_eq!(note_ids_of(&appendix), note_ids_of(&readme));
 }
 
+/// Every page the appendix links in a row's last column names that row's ID. `page` gives a
+/// linked page's text by its path relative to `src/` (None: no such page, which the link
+/// check reports).
+fn appendix_link_problems(appendix: &str, page: impl Fn(&str) -> Option<String>) -> Vec<String> {
+    let known = note_ids_of(appendix);
+    let row = Regex::new(r"(?m)^\|\s*(S\d+\.\d+)\s*\|.*\|([^|\n]*)\|\s*$").unwrap();
+    let link = Regex::new(r"\]\(([^)#\s]+)(?:#[^)]*)?\)").unwrap();
+    let mut problems = Vec::new();
+    for r in row.captures_iter(appendix) {
+        let id = &r[1];
+        for l in link.captures_iter(&r[2]) {
+            let target = &l[1];
+            let Some(text) = page(target) else { continue };
+            if !note_ids_in(&text, &known).0.contains(id) {
+                problems.push(format!(
+                    "src/notes.md: the row of {id} links {target}, which does not name {id}"
+                ));
+            }
+        }
+    }
+    problems
+}
+
+#[test]
+fn every_page_the_appendix_links_names_its_rows_id() {
+    let appendix = fs::read_to_string(root().join("src/notes.md")).expect("the appendix");
+    let problems = appendix_link_problems(&appendix, |target| {
+        fs::read_to_string(root().join("src").join(target)).ok()
+    });
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn the_appendix_link_check_flags_a_page_that_does_not_name_its_row() {
+    let appendix = "| ID | The note | What | Where |\n|---|---|---|---|\n\
+                    | S9.1 | iterators | lazy | [Memory](iterators/memory.md), [Next](iterators/next.md#end) |\n\
+                    | S9.2 | iterators | a list | [Memory](iterators/memory.md) |\n\
+                    | S9.3 | generators | yield | [Gone](iterators/gone.md) |\n";
+    let page = |target: &str| match target {
+        "iterators/memory.md" => Some("The notes (S9.1) say ...".to_string()),
+        "iterators/next.md" => Some("S9.1-S9.2: next".to_string()),
+        _ => None,
+    };
+    assert_eq!(
+        appendix_link_problems(appendix, page),
+        ["src/notes.md: the row of S9.2 links iterators/memory.md, which does not name S9.2"]
+    );
+}
+
 #[test]
 fn the_note_id_check_flags_an_id_the_notes_lack_and_a_note_without_a_page() {
     let readme = "| ID | Notes section | What |\n|---|---|---|\n\
