@@ -7,7 +7,8 @@
 use std::time::Duration;
 
 use crate::harness::{
-    Transcript, assert_answers_help, assert_refused, assert_snapshot, listing, python3_present,
+    Transcript, assert_answers_help, assert_refused, assert_snapshot, listing, one_cpu,
+    python3_present,
 };
 
 /// The figure before `suffix` on the line that starts with `start` (after spaces).
@@ -21,15 +22,6 @@ fn figure(text: &str, start: &str, suffix: &str) -> f64 {
     number
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no figure before {suffix:?} in {line:?}"))
-}
-
-/// Whether this test, and so the listing it starts, may run on one CPU only (`taskset -c 0`).
-fn one_cpu() -> bool {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("Cpus_allowed_list:"))
-        .is_some_and(|cpus| !cpus.contains(['-', ',']))
 }
 
 /// The cores are the machine's: the listing prints them, and the snapshot hides them. On one

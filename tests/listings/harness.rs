@@ -266,6 +266,16 @@ pub fn assert_answers_help(name: &str) {
     );
 }
 
+/// Whether this test, and so the listing it starts, may run on one CPU only (`taskset -c 0`):
+/// its affinity lists a single CPU. A CPU quota is not counted: it shares time, not CPUs.
+pub fn one_cpu() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Cpus_allowed_list:"))
+        .is_some_and(|cpus| !cpus.contains(['-', ',']))
+}
+
 /// Checks a transcript against `tests/snapshots/<listing>__<scenario>.snap`. A macro, so that
 /// the snapshot names the test that made it: its `source` is the test's file, and its
 /// `description` the test.

@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use crate::harness::{
-    assert_answers_help, assert_refused, assert_snapshot, compile_error, listing, python3_present,
+    assert_answers_help, assert_refused, assert_snapshot, compile_error, listing, one_cpu,
+    python3_present,
 };
 
 const TOTAL: u64 = 20_000_000;
@@ -62,16 +63,6 @@ fn lock_counter_without_a_lock_does_not_compile() {
 /// listing has two CPUs or more. On the machines this book was tested on (2 cores, and
 /// `taskset -c 0`), no run of 50 lost none.
 const LOST_UPDATE_TRIES: u32 = 3;
-
-/// Whether this process (and so the listing it starts) may run on one CPU only, as
-/// `gil.rs` decides it: its affinity lists a single CPU.
-fn one_cpu() -> bool {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("Cpus_allowed_list:"))
-        .is_some_and(|cpus| !cpus.contains(['-', ',']))
-}
 
 #[test]
 fn lost_updates_only_when_load_and_store_are_separate() {
