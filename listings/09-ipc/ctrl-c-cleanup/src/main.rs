@@ -1,8 +1,9 @@
 //! S7.1-S7.6: the way chapter 9's listings clean up on Ctrl-C, in a program
 //! that does nothing else. It makes a directory with a file in it, waits,
 //! and removes the directory when it ends: after its wait, on an error, or on
-//! Ctrl-C or SIGTERM, after which it ends by that signal. (Not on SIGKILL, or
-//! any other signal left to its default action: nothing runs then.)
+//! Ctrl-C, SIGTERM or SIGHUP, after which it ends by that signal. (Not on
+//! SIGKILL, or any other signal left to its default action: nothing runs
+//! then.)
 
 use std::fs;
 use std::path::PathBuf;
@@ -14,7 +15,8 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use ctrl_c_cleanup::{RunDir, catch_stop_signals, end_if_stopped, stopped};
 
-/// Makes a directory, waits, and removes it, also on Ctrl-C or SIGTERM.
+/// Makes a directory, waits, and removes it, also on Ctrl-C, SIGTERM or
+/// SIGHUP.
 #[derive(Parser)]
 struct Args {
     /// Where to make the directory.
