@@ -6,6 +6,7 @@
 //! then.)
 
 use std::fs;
+use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::thread;
@@ -70,7 +71,9 @@ impl Drop for Announced {
             let path = dir.path().to_path_buf();
             drop(dir);
             if !path.exists() {
-                println!("removed {}", path.display());
+                // After SIGHUP the terminal may be gone, and a write to it
+                // fail: `println!` would panic, so the failure is ignored.
+                let _ = writeln!(io::stdout(), "removed {}", path.display());
             }
         }
     }
