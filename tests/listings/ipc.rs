@@ -140,19 +140,21 @@ fn ctrl_c_cleanup_removes_its_directory_on_ctrl_c() {
 }
 
 #[test]
-fn ctrl_c_cleanup_removes_its_directory_on_sigterm() {
+fn ctrl_c_cleanup_removes_its_directory_on_sigterm_and_sighup() {
     let dir = TestDir::new("ctrl-c-cleanup-term");
-    let (run, made) = ctrl_c_cleanup(&dir, "60");
-    run.signal("TERM");
-    let transcript = run.finish();
-    assert_eq!(
-        transcript.status.signal(),
-        Some(libc::SIGTERM),
-        "{}",
-        transcript.text
-    );
-    assert!(!made.exists(), "{}", transcript.text);
-    dir.assert_empty(&transcript);
+    for (name, signal) in [("TERM", libc::SIGTERM), ("HUP", libc::SIGHUP)] {
+        let (run, made) = ctrl_c_cleanup(&dir, "60");
+        run.signal(name);
+        let transcript = run.finish();
+        assert_eq!(
+            transcript.status.signal(),
+            Some(signal),
+            "SIG{name}: {}",
+            transcript.text
+        );
+        assert!(!made.exists(), "SIG{name}: {}", transcript.text);
+        dir.assert_empty(&transcript);
+    }
 }
 
 #[test]

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::{Stop, stopped};
-use crate::harness::{assert_refused, assert_snapshot, listing};
+use crate::harness::{assert_refused, assert_snapshot, listing, workspace_root};
 
 /// The table's rows: mechanism and ratio, read from the raw output.
 fn rows(text: &str) -> Vec<(String, f64)> {
@@ -60,9 +60,6 @@ fn ipc_latency_times_every_mechanism_on_this_machine() {
         ],
         "{text}"
     );
-    // Ratios against the fastest: it is 1.0x, and none is below it.
-    assert!(rows.iter().any(|&(_, ratio)| ratio == 1.0), "{text}");
-    assert!(rows.iter().all(|&(_, ratio)| ratio >= 1.0), "{text}");
     // The FIFOs, sockets and shared file went with their folder.
     assert!(
         !std::path::Path::new(&folder).exists(),
@@ -70,6 +67,25 @@ fn ipc_latency_times_every_mechanism_on_this_machine() {
     );
     assert_snapshot!(transcript, "this-machine");
     transcript.record_measurement("this-machine");
+    recorded_run_says_what_the_pages_say();
+}
+
+/// What the pages say of the recorded run (latency.md, spinning.md): the spinning row was the
+/// fastest, and the futex row, the same memory woken through the kernel, took hundreds of
+/// times as long. A re-recording that contradicts them fails here (while recording, this
+/// reads the file just written).
+fn recorded_run_says_what_the_pages_say() {
+    let path = workspace_root().join("tests/measurements/ipc-latency__this-machine.txt");
+    let recorded = std::fs::read_to_string(&path).expect("read the recorded run");
+    let rows = rows(&recorded);
+    let ratio = |name: &str| {
+        rows.iter()
+            .find(|(row, _)| row == name)
+            .unwrap_or_else(|| panic!("no row {name:?} in {}", path.display()))
+            .1
+    };
+    assert_eq!(ratio("shared memory, spinning"), 1.0, "{recorded}");
+    assert!(ratio("shared memory, futex") >= 100.0, "{recorded}");
 }
 
 #[test]

@@ -14,6 +14,25 @@ fn run_once() -> (Transcript, u64, String) {
     if std::path::Path::new("/dev/shm").is_dir() {
         assert!(file.starts_with("/dev/shm/shared-counter-"), "{file}");
     }
+    // Only this user may enter the directory (in /dev/shm, which every user may write to).
+    // Its children still have to start and count, so it is there now, unless a busy machine
+    // held this test back until the run had ended and removed it.
+    let dir = std::path::Path::new(&file).parent().unwrap();
+    match std::fs::metadata(dir) {
+        Ok(meta) => {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                meta.permissions().mode() & 0o777,
+                0o700,
+                "{}",
+                dir.display()
+            );
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!("{} was gone before its mode could be read", dir.display());
+        }
+        Err(e) => panic!("{}: {e}", dir.display()),
+    }
     let cpus: usize = run.wait_for_line(r"^CPUs available: (\d+)$")[1]
         .parse()
         .unwrap();

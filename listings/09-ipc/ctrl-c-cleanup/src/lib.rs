@@ -1,6 +1,6 @@
 //! S7.1-S7.6: what every listing of chapter 9 that creates files, sockets, FIFOs or a
-//! semaphore does about Ctrl-C and SIGTERM. Its parent catches both, turns them into an
-//! error at its next wait, so that every guard runs on the way out, and then ends by the
+//! semaphore does about Ctrl-C, SIGTERM and SIGHUP. Its parent catches all three, turns them
+//! into an error at its next wait, so that every guard runs on the way out, and then ends by the
 //! signal that stopped it, as it would have uncaught.
 
 use std::fs::Permissions;
@@ -15,26 +15,26 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::{flag, low_level};
 use tempfile::TempDir;
 
 // ANCHOR: stop
-/// The number of the signal that stopped the run, SIGINT (Ctrl-C) or
-/// SIGTERM; 0 until one comes.
+/// The number of the signal that stopped the run, SIGINT (Ctrl-C), SIGTERM
+/// or SIGHUP (the terminal closed); 0 until one comes.
 static STOPPED_BY: LazyLock<Arc<AtomicUsize>> = LazyLock::new(Arc::default);
 
-/// Left to their default action, SIGINT and SIGTERM end the process where
-/// it stands: no `Drop` runs, so no child is reaped and no file removed.
-/// Caught, a signal only stores its number, for `stopped` to find.
+/// Left to their default action, SIGINT, SIGTERM and SIGHUP end the process
+/// where it stands: no `Drop` runs, so no child is reaped and no file
+/// removed. Caught, a signal only stores its number, for `stopped` to find.
 pub fn catch_stop_signals() -> Result<()> {
-    for signal in [SIGINT, SIGTERM] {
+    for signal in [SIGINT, SIGTERM, SIGHUP] {
         flag::register_usize(signal, Arc::clone(&STOPPED_BY), signal as usize)?;
     }
     Ok(())
 }
 
-/// Fails once SIGINT or SIGTERM has come. The parent calls it in each of
+/// Fails once SIGINT, SIGTERM or SIGHUP has come. The parent calls it in each of
 /// its waits, so that a stop unwinds like any error, through every guard.
 pub fn stopped() -> Result<()> {
     match STOPPED_BY.load(Ordering::SeqCst) {
@@ -53,7 +53,7 @@ pub fn end_if_stopped() {
 
 /// A directory of this run's own, `PARENT/PROGRAM.XXXXXX`, removed with all
 /// it holds when dropped: on a return, an error or a panic, and, once stop
-/// signals are errors, on SIGINT and SIGTERM; never on SIGKILL, another
+/// signals are errors, on SIGINT, SIGTERM and SIGHUP; never on SIGKILL, another
 /// signal left to its default action, or `process::exit`. The six random characters come from `tempfile`,
 /// which creates the directory only if the name is free: nobody can guess
 /// the name, or make it first and leave a trap in it. Mode 700: only this

@@ -1,10 +1,12 @@
 //! S7.1-S7.6: the way chapter 9's listings clean up on Ctrl-C, in a program
 //! that does nothing else. It makes a directory with a file in it, waits,
 //! and removes the directory when it ends: after its wait, on an error, or on
-//! Ctrl-C or SIGTERM, after which it ends by that signal. (Not on SIGKILL, or
-//! any other signal left to its default action: nothing runs then.)
+//! Ctrl-C, SIGTERM or SIGHUP, after which it ends by that signal. (Not on
+//! SIGKILL, or any other signal left to its default action: nothing runs
+//! then.)
 
 use std::fs;
+use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::thread;
@@ -14,7 +16,8 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use ctrl_c_cleanup::{RunDir, catch_stop_signals, end_if_stopped, stopped};
 
-/// Makes a directory, waits, and removes it, also on Ctrl-C or SIGTERM.
+/// Makes a directory, waits, and removes it, also on Ctrl-C, SIGTERM or
+/// SIGHUP.
 #[derive(Parser)]
 struct Args {
     /// Where to make the directory.
@@ -68,7 +71,9 @@ impl Drop for Announced {
             let path = dir.path().to_path_buf();
             drop(dir);
             if !path.exists() {
-                println!("removed {}", path.display());
+                // After SIGHUP the terminal may be gone, and a write to it
+                // fail: `println!` would panic, so the failure is ignored.
+                let _ = writeln!(io::stdout(), "removed {}", path.display());
             }
         }
     }

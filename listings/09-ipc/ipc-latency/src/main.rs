@@ -2,7 +2,8 @@
 //! process (this program, started again) per mechanism echoes what the
 //! parent sends: a ping-pong of small messages, timed one round trip at a
 //! time. Median and 99th percentile, and the median as a ratio of the
-//! fastest. Linux only: PR_SET_PDEATHSIG and sigtimedwait are Linux's.
+//! fastest. Linux only: PR_SET_PDEATHSIG, sigtimedwait and the futex are
+//! Linux's.
 
 use std::env;
 use std::fs::{File, OpenOptions};

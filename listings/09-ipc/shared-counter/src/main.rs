@@ -7,7 +7,8 @@
 //! throughout, so no version is undefined behaviour.
 
 use std::env;
-use std::fs::{File, OpenOptions};
+use std::fs::{File, OpenOptions, Permissions};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -256,6 +257,8 @@ fn in_children(
 /// dropped: on success, on error, on a panic. It goes in /dev/shm where
 /// that exists (Linux): a tmpfs, in memory, so the kernel never writes the
 /// counter's dirty pages back to a disk. Elsewhere, the temporary directory.
+/// Mode 700, as the chapter's `RunDir`: /dev/shm is open to every user, and
+/// only this one may enter the directory.
 fn shm_dir() -> Result<TempDir> {
     let shm = Path::new("/dev/shm");
     let base = if shm.is_dir() {
@@ -265,6 +268,7 @@ fn shm_dir() -> Result<TempDir> {
     };
     tempfile::Builder::new()
         .prefix("shared-counter-")
+        .permissions(Permissions::from_mode(0o700))
         .tempdir_in(&base)
         .with_context(|| {
             format!("cannot create a directory in {}", base.display())

@@ -52,15 +52,19 @@ fn peak_heap<T>(work: impl FnOnce() -> T) -> (T, usize) {
 }
 // ANCHOR_END: allocator
 
-// ANCHOR: compare
-const N: u64 = 10_000_000;
-
 /// Heap bytes of 10,000,000 numbers in a Vec and in an iterator, counted.
 #[derive(Parser)]
 struct Args {}
 
 fn main() {
     Args::parse();
+    compare();
+}
+
+// ANCHOR: compare
+const N: u64 = 10_000_000;
+
+fn compare() {
     // `list(range(10**7))`: every number in memory at once.
     let (sum, bytes) = peak_heap(|| {
         let list: Vec<u64> = black_box((0..N).collect());

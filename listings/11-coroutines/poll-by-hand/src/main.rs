@@ -52,9 +52,13 @@ async fn foo(a: i64) -> i64 {
 #[derive(Parser)]
 struct Args {}
 
-// ANCHOR: poll
 fn main() {
     Args::parse();
+    poll_by_hand();
+}
+
+// ANCHOR: poll
+fn poll_by_hand() {
     let mut future = pin!(foo(1));
     println!("called foo(1): nothing has run yet");
     let mut cx = Context::from_waker(Waker::noop());

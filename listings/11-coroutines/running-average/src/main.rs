@@ -37,9 +37,13 @@ impl Drop for Announce {
 #[derive(Parser)]
 struct Args {}
 
-// ANCHOR: main
 fn main() {
     Args::parse();
+    run();
+}
+
+// ANCHOR: run
+fn run() {
     let mut averager = averager();
     // Priming runs the body to its first yield, which hands out None; the
     // value passed to start it is the closure's `_` argument, unused.
@@ -59,4 +63,4 @@ fn show(what: &str, step: CoroutineResult<Option<f64>, ()>) {
         CoroutineResult::Return(()) => println!("{what}: finished"),
     }
 }
-// ANCHOR_END: main
+// ANCHOR_END: run

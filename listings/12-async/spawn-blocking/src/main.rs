@@ -25,17 +25,22 @@ struct Args {
 /// The ticker's period.
 const TICK: Duration = Duration::from_millis(10);
 
-// ANCHOR: main
-/// One thread runs every task: asyncio's model.
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> ExitCode {
-    match run(Args::parse()).await {
+fn main() -> ExitCode {
+    match on_one_thread(Args::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("spawn-blocking: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+// ANCHOR: main
+/// One thread runs every task: asyncio's model. On any `async fn`, as on
+/// `main`, the attribute builds the runtime and blocks on the body.
+#[tokio::main(flavor = "current_thread")]
+async fn on_one_thread(args: Args) -> Result<()> {
+    run(args).await
 }
 // ANCHOR_END: main
 

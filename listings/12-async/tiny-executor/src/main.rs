@@ -364,9 +364,10 @@ impl<T> Slot<T> {
 }
 
 /// The OS's part, played by a thread: it blocks in a read of stdin until the
-/// line is read, then turns "the read is done" into a wake. A completion, one
-/// thread per read; a reactor would instead wait for many sockets to become
-/// ready (epoll) and let each task do its own read.
+/// line is read, then turns "the read is done" into a wake. A completion, as
+/// IOCP and io_uring report one, but at the cost of a blocked thread per read,
+/// which they do not need; a reactor would instead wait for many sockets to
+/// become ready (epoll) and let each task do its own read.
 fn os_thread(slot: Arc<Slot<Option<String>>>) -> io::Result<()> {
     thread::Builder::new().name("stdin".into()).spawn(move || {
         let mut line = String::new();

@@ -24,7 +24,6 @@ struct Args {
     workers: u16,
 }
 
-// ANCHOR: main
 fn main() -> ExitCode {
     match run(Args::parse()) {
         Ok(()) => ExitCode::SUCCESS,
@@ -35,6 +34,7 @@ fn main() -> ExitCode {
     }
 }
 
+// ANCHOR: main
 /// What `#[tokio::main] async fn main()` writes, near enough: build a
 /// runtime, then block this thread on one future until it is done.
 fn run(args: Args) -> Result<()> {
