@@ -310,28 +310,20 @@ fn process_pool_leaves_no_worker_running_when_interrupted() {
 fn process_pool_removes_its_directory_on_ctrl_c() {
     // The run's directory holds ipc-channel's sockets while the workers connect; the pool
     // removes it however it ends. Ctrl-C reaches the workers too, as at a terminal.
-    let dir = std::env::temp_dir().join(format!("book-test-process-pool-{}", std::process::id()));
-    std::fs::create_dir(&dir).unwrap();
-    let mut run = listing("process-pool")
-        .args(["--dir", dir.to_str().unwrap()])
-        .spawn();
+    // A directory of the test's own, removed however the test ends.
+    let dir = crate::ipc::TestDir::new("process-pool");
+    let mut run = listing("process-pool").args(["--dir", dir.arg()]).spawn();
     run.wait_for_line(r"^pool of 3 worker processes: .*$");
     // Chapter 9's RunDir: `process-pool.` and six random characters.
-    let made: Vec<_> = std::fs::read_dir(&dir)
+    let made: Vec<_> = std::fs::read_dir(dir.arg())
         .unwrap()
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.is_dir() && p.to_string_lossy().contains("/process-pool."))
         .collect();
-    assert_eq!(made.len(), 1, "no run directory in {dir:?}: {made:?}");
+    assert_eq!(made.len(), 1, "no run directory in {}: {made:?}", dir.arg());
     run.ctrl_c();
     let transcript = run.finish();
-    let left: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    let _ = std::fs::remove_dir_all(&dir);
     // Ended by the signal, after the pool stopped its workers and removed its directory
     // (finish checks that no process of the listing's group is left).
     use std::os::unix::process::ExitStatusExt;
@@ -341,11 +333,7 @@ fn process_pool_removes_its_directory_on_ctrl_c() {
         "{}",
         transcript.text
     );
-    assert!(
-        left.is_empty(),
-        "left behind: {left:?}\n{}",
-        transcript.text
-    );
+    dir.assert_empty(&transcript);
 }
 
 #[test]
