@@ -1068,3 +1068,111 @@ fn the_checks_catch_a_broken_include_a_missing_anchor_and_a_broken_link() {
     let broken = broken_links(&book.join("site"));
     assert!(broken.iter().any(|b| b.contains("gone.html")), "{broken:?}");
 }
+
+/// The workflows in `.github/workflows/`, each with its text.
+fn workflows() -> Vec<(String, String)> {
+    files_under(&root().join(".github/workflows"), "yml")
+        .into_iter()
+        .map(|file| {
+            (
+                relative(&file),
+                fs::read_to_string(&file).expect("a workflow"),
+            )
+        })
+        .collect()
+}
+
+/// The workflows run only what a local run also runs: `.ci/run` (CI) and `cargo book build`
+/// (Pages; its `build` is `book_tool::render`, which these tests call). Every action is pinned
+/// to a commit; Pages may write only in its deploy job, and deploys one at a time.
+#[test]
+fn the_workflows_run_only_local_commands_and_pin_every_action() {
+    let run = Regex::new(r"(?m)^\s*(?:-\s+)?run:\s*(.*)$").unwrap();
+    let uses = Regex::new(r"(?m)^\s*(?:-\s+)?uses:\s*(\S+)").unwrap();
+    let pinned = Regex::new(r"^[\w.-]+/[\w.-]+@[0-9a-f]{40}$").unwrap();
+    let mut problems = Vec::new();
+    let found = workflows();
+    let names: Vec<&str> = found.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(
+        names,
+        [".github/workflows/ci.yml", ".github/workflows/pages.yml"]
+    );
+    for (name, text) in &found {
+        for c in run.captures_iter(text) {
+            if ![".ci/run", "cargo book build"].contains(&c[1].trim()) {
+                problems.push(format!("{name} runs {:?}, which no local run runs", &c[1]));
+            }
+        }
+        for c in uses.captures_iter(text) {
+            if !pinned.is_match(&c[1]) {
+                problems.push(format!("{name} uses {}, not pinned to a commit", &c[1]));
+            }
+        }
+        // Read-only by default: a job that needs more says so itself.
+        if !text.contains("\npermissions:\n  contents: read\n\n") {
+            problems.push(format!(
+                "{name}: the default permissions are not contents: read"
+            ));
+        }
+    }
+    let pages = &found[1].1;
+    let deploy = &pages[pages.find("\n  deploy:\n").expect("a deploy job")..];
+    for write in ["pages: write", "id-token: write"] {
+        if pages.matches(write).count() != 1 || !deploy.contains(write) {
+            problems.push(format!("pages.yml: {write} outside its deploy job"));
+        }
+    }
+    if !pages.contains("concurrency:\n  group: pages\n  cancel-in-progress: false\n") {
+        problems.push("pages.yml: deployments are not one at a time".to_string());
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// The settings the Pages workflow gives mdBook through its environment: each `MDBOOK_`
+/// variable, turned into its key as mdBook does (`__` is a dot, `_` a dash, lower case).
+fn pages_settings() -> Vec<String> {
+    let (_, pages) = &workflows()[1];
+    let variable = Regex::new(r"(?m)^\s+MDBOOK_([A-Z_]+):").unwrap();
+    variable
+        .captures_iter(pages)
+        .map(|c| c[1].to_lowercase().replace("__", ".").replace('_', "-"))
+        .collect()
+}
+
+/// The site as Pages publishes it, under a sub-path (`/rust-book/`, a project's site): the
+/// 404 page finds its styles from any depth, and every page links the repository and its own
+/// source. The local site carries none of the links.
+#[test]
+fn the_published_site_has_its_address_and_the_repositorys_links() {
+    let keys = pages_settings();
+    assert_eq!(
+        keys,
+        [
+            "output.html.site-url",
+            "output.html.git-repository-url",
+            "output.html.edit-url-template"
+        ]
+    );
+    let repository = "https://github.com/example/rust-book";
+    let values = [
+        "/rust-book/".to_string(),
+        repository.to_string(),
+        format!("{repository}/edit/main/{{path}}"),
+    ];
+    let settings: Vec<(String, String)> = keys.into_iter().zip(values).collect();
+    let site = scratch_dir("published");
+    if let Err(e) = book_tool::render_with(root(), &site, &settings) {
+        panic!("the published site does not render cleanly: {e:#}");
+    }
+    let not_found = fs::read_to_string(site.join("404.html")).expect("a 404 page");
+    assert!(not_found.contains(r#"<base href="/rust-book/">"#));
+    let udp = fs::read_to_string(site.join("udp.html")).expect("the UDP chapter");
+    assert!(udp.contains(&format!(r#"<a href="{repository}" title="Git repository""#)));
+    assert!(udp.contains(&format!(
+        r#"<a href="{repository}/edit/main/src/udp.md" title="Suggest an edit""#
+    )));
+    let local = fs::read_to_string(rendered().join("udp.html")).expect("the UDP chapter");
+    assert!(!local.contains(r#"title="Git repository""#));
+    assert!(!local.contains(r#"title="Suggest an edit""#));
+    let _ = fs::remove_dir_all(&site);
+}

@@ -19,9 +19,21 @@ pub fn root() -> PathBuf {
 }
 
 /// Renders the book as HTML into `dest`, failing on any warning or error mdBook reports.
+/// mdBook also reads settings from `MDBOOK_` variables (the Pages workflow sets the site's
+/// address and the repository's links that way).
 pub fn render(root: &Path, dest: &Path) -> Result<()> {
+    render_with(root, dest, &[])
+}
+
+/// `render` with `settings` (a key such as `output.html.site-url`, and its value) on top of
+/// `book.toml`, as a `MDBOOK_` variable would set them: the tests render the published site
+/// this way without changing their own process's environment.
+pub fn render_with(root: &Path, dest: &Path, settings: &[(String, String)]) -> Result<()> {
     checked(|| {
         let mut book = MDBook::load(root)?;
+        for (key, value) in settings {
+            book.config.set(key, value)?;
+        }
         book.config.build.build_dir = dest.to_path_buf();
         book.build()
     })
