@@ -250,19 +250,3 @@ fn spawn_blocking_lets_the_ticker_run_where_blocking_in_place_does_not() {
 fn spawn_blocking_refuses_a_block_too_short_to_see() {
     assert_refused!("spawn-blocking", &["--block-ms", "10"], "short-block");
 }
-
-#[test]
-fn every_listing_of_chapter_12_answers_help() {
-    for name in [
-        "c10k",
-        "echo-client",
-        "echo-server",
-        "join-select",
-        "spawn-blocking",
-        "timeouts",
-        "tiny-executor",
-        "tokio-tasks",
-    ] {
-        crate::harness::assert_answers_help(name);
-    }
-}

@@ -50,10 +50,3 @@ fn poll_by_hand_shows_each_pending_and_the_ready() {
     assert_eq!(results, ["Pending", "Pending", "Ready(3)"]);
     assert_snapshot!(transcript, "run");
 }
-
-#[test]
-fn every_listing_of_chapter_11_answers_help() {
-    for name in ["poll-by-hand", "running-average", "send-values"] {
-        crate::harness::assert_answers_help(name);
-    }
-}

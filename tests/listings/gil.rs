@@ -7,8 +7,7 @@
 use std::time::Duration;
 
 use crate::harness::{
-    Transcript, assert_answers_help, assert_refused, assert_snapshot, listing, one_cpu,
-    python3_present,
+    Transcript, assert_refused, assert_snapshot, listing, one_cpu, python3_present,
 };
 
 /// The figure before `suffix` on the line that starts with `start` (after spaces).
@@ -204,14 +203,4 @@ fn io_bound_waits_three_ways_at_three_sizes() {
 #[test]
 fn io_bound_rejects_zero_tasks() {
     assert_refused!("io-bound", &["--tasks", "100,0"], "zero-tasks");
-}
-
-#[test]
-fn cpu_bound_answers_help() {
-    assert_answers_help("cpu-bound");
-}
-
-#[test]
-fn io_bound_answers_help() {
-    assert_answers_help("io-bound");
 }

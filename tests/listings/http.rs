@@ -16,7 +16,7 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::routing::{any, get, post};
 use socket2::{Domain, Socket, Type};
 
-use crate::harness::{Transcript, assert_answers_help, assert_snapshot, listing};
+use crate::harness::{Transcript, assert_snapshot, listing};
 
 /// The test server: what it saw, and the runtime it runs on (dropped with it).
 struct Server {
@@ -541,13 +541,6 @@ fn http_by_hand_bounds_the_name_lookup() {
     // Which of the two happened varies with the machine's network.
     transcript.redact_matches(r"(cannot resolve name\.invalid: ).*", "${1}[WHY]");
     assert_snapshot!(transcript, "unresolvable");
-}
-
-#[test]
-fn every_http_listing_answers_help() {
-    for name in ["http-by-hand", "http-get", "http-post", "http-many"] {
-        assert_answers_help(name);
-    }
 }
 
 #[test]

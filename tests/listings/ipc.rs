@@ -185,22 +185,3 @@ fn ctrl_c_cleanup_reports_a_missing_directory() {
 fn ctrl_c_cleanup_refuses_a_wait_over_an_hour() {
     assert_refused!("ctrl-c-cleanup", &["--wait", "3601"], "long-wait");
 }
-
-#[test]
-fn every_listing_of_chapter_9_answers_help() {
-    for name in [
-        "ctrl-c-cleanup",
-        "file-lock",
-        "ipc-latency",
-        "named-pipe",
-        "pipe-child",
-        "pool-queue",
-        "process-queue",
-        "semaphore-gate",
-        "shared-counter",
-        "signal-child",
-        "unix-sockets",
-    ] {
-        crate::harness::assert_answers_help(name);
-    }
-}

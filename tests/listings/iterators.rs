@@ -38,10 +38,3 @@ fn my_range_prints_what_the_python_generator_prints() {
     }
     assert_snapshot!(transcript, "run");
 }
-
-#[test]
-fn every_listing_of_chapter_10_answers_help() {
-    for name in ["lazy-next", "list-vs-iterator", "my-range"] {
-        crate::harness::assert_answers_help(name);
-    }
-}

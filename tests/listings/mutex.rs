@@ -3,8 +3,7 @@
 use std::time::Duration;
 
 use crate::harness::{
-    assert_answers_help, assert_refused, assert_snapshot, compile_error, listing, one_cpu,
-    python3_present,
+    assert_refused, assert_snapshot, compile_error, listing, one_cpu, python3_present,
 };
 
 const TOTAL: u64 = 20_000_000;
@@ -235,29 +234,4 @@ fn counter_speed_with_python_on_this_machine() {
 #[test]
 fn counter_speed_rejects_a_bad_count() {
     assert_refused!("counter-speed", &["--count", "0"], "bad-count");
-}
-
-#[test]
-fn counter_speed_answers_help() {
-    assert_answers_help("counter-speed");
-}
-
-#[test]
-fn lock_counter_answers_help() {
-    assert_answers_help("lock-counter");
-}
-
-#[test]
-fn lost_updates_answers_help() {
-    assert_answers_help("lost-updates");
-}
-
-#[test]
-fn poisoned_lock_answers_help() {
-    assert_answers_help("poisoned-lock");
-}
-
-#[test]
-fn try_lock_answers_help() {
-    assert_answers_help("try-lock");
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::harness::{assert_answers_help, assert_refused, assert_snapshot, listing};
+use crate::harness::{assert_refused, assert_snapshot, listing};
 
 /// The duration printed with `{:?}` after "after " on the line that starts
 /// with `prefix`: what the snapshot shows as [DURATION].
@@ -175,19 +175,4 @@ fn blocking_queue_orders_blocks_and_times_out() {
 #[test]
 fn blocking_queue_rejects_a_zero_timeout() {
     assert_refused!("blocking-queue", &["--timeout-ms", "0"], "bad-timeout");
-}
-
-#[test]
-fn blocking_queue_answers_help() {
-    assert_answers_help("blocking-queue");
-}
-
-#[test]
-fn crossbeam_workers_answers_help() {
-    assert_answers_help("crossbeam-workers");
-}
-
-#[test]
-fn fifo_channel_answers_help() {
-    assert_answers_help("fifo-channel");
 }

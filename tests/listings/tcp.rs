@@ -9,9 +9,7 @@ use std::time::Duration;
 use encoding_rs::GBK;
 use socket2::{Domain, Socket, Type};
 
-use crate::harness::{
-    Run, Transcript, assert_answers_help, assert_refused, assert_snapshot, listing, reset, serving,
-};
+use crate::harness::{Run, Transcript, assert_refused, assert_snapshot, listing, reset, serving};
 
 /// A test client, named in the server's log as `[client NAME]`.
 fn client(server: &mut Run, addr: SocketAddr, name: &str) -> TcpStream {
@@ -343,16 +341,4 @@ fn tcp_threaded_server_takes_a_deadline_past_the_clock_as_none() {
     server.wait_for_line(r"\[client far\] closed the connection$");
     let transcript = server.finish();
     assert!(transcript.status.success(), "{}", transcript.text);
-}
-
-#[test]
-fn every_tcp_listing_answers_help() {
-    for name in [
-        "tcp-client",
-        "tcp-server",
-        "byte-stream",
-        "tcp-threaded-server",
-    ] {
-        assert_answers_help(name);
-    }
 }

@@ -1,6 +1,6 @@
 //! Chapter 7, communication between threads (S8.1).
 
-use crate::harness::{assert_answers_help, assert_snapshot, compile_error, listing};
+use crate::harness::{assert_snapshot, compile_error, listing};
 
 #[test]
 fn move_through_channel_moves_the_buffer_without_copying() {
@@ -72,14 +72,4 @@ fn share_or_borrow_refcell_cannot_be_shared() {
         "{text}"
     );
     assert_snapshot!(transcript, "refcell-does-not-compile");
-}
-
-#[test]
-fn move_through_channel_answers_help() {
-    assert_answers_help("move-through-channel");
-}
-
-#[test]
-fn share_or_borrow_answers_help() {
-    assert_answers_help("share-or-borrow");
 }

@@ -1,8 +1,6 @@
 //! Chapter 4, threads and processes (S3.1-S3.8).
 
-use crate::harness::{
-    assert_answers_help, assert_refused, assert_snapshot, compile_error, listing,
-};
+use crate::harness::{assert_refused, assert_snapshot, compile_error, listing};
 
 #[test]
 fn thread_plain_joins_100_threads_and_gets_their_results() {
@@ -377,44 +375,4 @@ fn threads_vs_processes_measures_start_memory_and_crashes() {
     );
     assert_snapshot!(transcript, "this-machine");
     transcript.record_measurement("this-machine");
-}
-
-#[test]
-fn process_demo_answers_help() {
-    assert_answers_help("process-demo");
-}
-
-#[test]
-fn process_pool_answers_help() {
-    assert_answers_help("process-pool");
-}
-
-#[test]
-fn shared_state_answers_help() {
-    assert_answers_help("shared-state");
-}
-
-#[test]
-fn thread_demo_answers_help() {
-    assert_answers_help("thread-demo");
-}
-
-#[test]
-fn thread_struct_answers_help() {
-    assert_answers_help("thread-struct");
-}
-
-#[test]
-fn threads_vs_processes_answers_help() {
-    assert_answers_help("threads-vs-processes");
-}
-
-#[test]
-fn pool_plain_answers_help() {
-    assert_answers_help("pool-plain");
-}
-
-#[test]
-fn thread_plain_answers_help() {
-    assert_answers_help("thread-plain");
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use encoding_rs::GBK;
 
-use crate::harness::{Run, assert_answers_help, assert_snapshot, listing};
+use crate::harness::{Run, assert_snapshot, listing};
 
 const MENU: &str = "1 send, 2 receive, 3 quit> ";
 
@@ -383,11 +383,4 @@ fn udp_broadcast_needs_so_broadcast() {
         .finish();
     assert_eq!(transcript.status.code(), Some(1));
     assert_snapshot!(transcript, "refused");
-}
-
-#[test]
-fn every_udp_listing_answers_help() {
-    for name in ["udp-demo", "decode-order", "udp-chat", "udp-broadcast"] {
-        assert_answers_help(name);
-    }
 }
