@@ -331,6 +331,11 @@ fn notes_readme() -> PathBuf {
     root().join("../shared/notes/README.md")
 }
 
+/// The book's appendix, `src/notes.md`: its own list of the notes' IDs, in every checkout.
+fn appendix() -> String {
+    fs::read_to_string(root().join("src/notes.md")).expect("the appendix")
+}
+
 /// The note IDs of the notes' README, in its order, with its ranges (`S4.1-S4.3`) expanded.
 fn note_ids_of(readme: &str) -> Vec<String> {
     let row = Regex::new(r"(?m)^\|\s*S(\d+)\.(\d+)(?:\s*[-–]\s*S?(\d+)\.(\d+))?\s*\|").unwrap();
@@ -407,8 +412,7 @@ fn note_id_problems(readme: &str, pages: &[NoteSource], listings: &[NoteSource])
 
 #[test]
 fn every_page_and_listing_names_notes_that_exist_and_every_note_has_a_page() {
-    // The book's own list of the notes' IDs, its appendix: present in every checkout.
-    let appendix = fs::read_to_string(root().join("src/notes.md")).expect("the appendix");
+    let appendix = appendix();
     let pages: Vec<NoteSource> = files_under(&root().join("src"), "md")
         .into_iter()
         .filter(|page| !page.ends_with("SUMMARY.md"))
@@ -452,7 +456,7 @@ fn the_appendix_lists_exactly_the_notes_ids() {
         );
         return;
     };
-    let appendix = fs::read_to_string(root().join("src/notes.md")).expect("the appendix");
+    let appendix = appendix();
     assert_eq!(note_ids_of(&appendix), note_ids_of(&readme));
 }
 
@@ -481,7 +485,7 @@ fn appendix_link_problems(appendix: &str, page: impl Fn(&str) -> Option<String>)
 
 #[test]
 fn every_page_the_appendix_links_names_its_rows_id() {
-    let appendix = fs::read_to_string(root().join("src/notes.md")).expect("the appendix");
+    let appendix = appendix();
     let problems = appendix_link_problems(&appendix, |target| {
         fs::read_to_string(root().join("src").join(target)).ok()
     });
@@ -670,7 +674,9 @@ fn counts_in(text: &str) -> BTreeSet<u64> {
 ///   checked, unless it is hedged: `about 10 KiB` and `about 4 times` are derived figures.
 fn unsupported_figures(prose: &str, records: &str) -> Vec<String> {
     let recorded = figures_in(records);
-    let counts: Vec<f64> = counts_in(records)
+    // The record's whole numbers: counts the prose also names, and rates.
+    let record_numbers = counts_in(records);
+    let counts: Vec<f64> = record_numbers
         .intersection(&counts_in(prose))
         .map(|&n| n as f64)
         .collect();
@@ -699,9 +705,8 @@ fn unsupported_figures(prose: &str, records: &str) -> Vec<String> {
             derived.extend(divided);
             if figure.dimension == Dimension::Time {
                 // A count over a rate (Little's law: 10,000 in flight / 60,589 trips/s).
-                let rates = counts_in(records);
                 for n in &counts {
-                    derived.extend(rates.iter().map(|&rate| n / rate as f64));
+                    derived.extend(record_numbers.iter().map(|&rate| n / rate as f64));
                 }
             }
             if figure.dimension == Dimension::Ratio {
