@@ -7,8 +7,7 @@
 //! throughout, so no version is undefined behaviour.
 
 use std::env;
-use std::fs::{File, OpenOptions, Permissions};
-use std::os::unix::fs::PermissionsExt;
+use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -17,9 +16,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 use clap::{Parser, Subcommand, ValueEnum};
-use ctrl_c_cleanup::{catch_stop_signals, end_if_stopped, stopped};
+use ctrl_c_cleanup::{RunDir, catch_stop_signals, end_if_stopped, stopped};
 use memmap2::MmapRaw;
-use tempfile::TempDir;
 
 /// The most children a run may have: one slot each in the shared `Array`.
 const MAX_PROCESSES: usize = 16;
@@ -215,11 +213,7 @@ fn run(args: &Args) -> Result<()> {
 
 /// Starts the children on a fresh, zeroed file; returns the final count,
 /// and the Array's slots, one per child.
-fn in_children(
-    dir: &TempDir,
-    way: Way,
-    args: &Args,
-) -> Result<(u64, Vec<u64>)> {
+fn in_children(dir: &RunDir, way: Way, args: &Args) -> Result<(u64, Vec<u64>)> {
     stopped()?;
     let path = dir.path().join("counter");
     let file = File::create(&path).context("cannot create the file")?;
@@ -252,27 +246,18 @@ fn in_children(
 // ANCHOR_END: run
 
 // ANCHOR: cleanup
-/// A directory of this run's own, with a random name that no other program
-/// can guess or take first (`tempfile`), removed with everything in it when
-/// dropped: on success, on error, on a panic. It goes in /dev/shm where
-/// that exists (Linux): a tmpfs, in memory, so the kernel never writes the
-/// counter's dirty pages back to a disk. Elsewhere, the temporary directory.
-/// Mode 700, as the chapter's `RunDir`: /dev/shm is open to every user, and
-/// only this one may enter the directory.
-fn shm_dir() -> Result<TempDir> {
+/// The chapter's `RunDir` (a random name, mode 700, removed with everything
+/// in it when dropped), in /dev/shm where that exists (Linux): a tmpfs, in
+/// memory, so the kernel never writes the counter's dirty pages back to a
+/// disk. Elsewhere, the temporary directory.
+fn shm_dir() -> Result<RunDir> {
     let shm = Path::new("/dev/shm");
     let base = if shm.is_dir() {
         shm.to_path_buf()
     } else {
         env::temp_dir()
     };
-    tempfile::Builder::new()
-        .prefix("shared-counter-")
-        .permissions(Permissions::from_mode(0o700))
-        .tempdir_in(&base)
-        .with_context(|| {
-            format!("cannot create a directory in {}", base.display())
-        })
+    RunDir::create(&base, "shared-counter")
 }
 
 /// Children that are all reaped: waited for by `wait_all`, or, if an error
