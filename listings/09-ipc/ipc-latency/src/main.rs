@@ -318,7 +318,7 @@ fn measure(
         Mechanism::SharedMemory => {
             File::create(path("flags"))?.set_len(size_of::<Flags>() as u64)?;
             let map = map(&path("flags"))?;
-            let flags = flags(&map)?;
+            let flags = view::<Flags>(&map)?;
             let child = Echo::start(mechanism, &at("flags"), false)?;
             // One deadline for all the rounds, set before the timing starts:
             // a round reads the clock twice, as with every other mechanism
@@ -343,7 +343,7 @@ fn measure(
         Mechanism::Futex => {
             File::create(path("words"))?.set_len(size_of::<Words>() as u64)?;
             let map = map(&path("words"))?;
-            let words = words(&map)?;
+            let words = view::<Words>(&map)?;
             let child = Echo::start(mechanism, &at("words"), false)?;
             // 0 is the file's initial value; the pings start at 1.
             let times = time_rounds(rounds, |i| {
@@ -437,7 +437,7 @@ fn echo(mechanism: Mechanism, at: &str, parent: Pid) -> Result<()> {
         }
         Mechanism::SharedMemory => {
             let map = map(Path::new(at))?;
-            let flags = flags(&map)?;
+            let flags = view::<Flags>(&map)?;
             let mut last = 0;
             loop {
                 // A parent that died leaves this child to init: stop.
@@ -454,7 +454,7 @@ fn echo(mechanism: Mechanism, at: &str, parent: Pid) -> Result<()> {
         }
         Mechanism::Futex => {
             let map = map(Path::new(at))?;
-            let words = words(&map)?;
+            let words = view::<Words>(&map)?;
             let mut last = 0;
             loop {
                 // A parent that died leaves this child to init: stop.
@@ -609,19 +609,35 @@ fn map(path: &Path) -> Result<MmapRaw> {
 #[cfg(not(target_has_atomic = "64"))]
 compile_error!("shared memory needs lock-free 64-bit atomics");
 
-fn flags(map: &MmapRaw) -> Result<&Flags> {
-    let at = map.as_mut_ptr().cast::<Flags>();
-    ensure!(map.len() >= size_of::<Flags>(), "the shared file is short");
-    ensure!(at.is_aligned(), "the mapping is not aligned for AtomicU64");
-    // SAFETY: `at` is aligned for Flags, and size_of::<Flags>() bytes from
-    // it are mapped (both checked above). They stay mapped as long as the
+/// Only these may be viewed in the shared file (`view`).
+///
+/// # Safety
+///
+/// An implementor is made only of lock-free atomics: every bit pattern is a
+/// valid value, and every access, on both sides, is atomic.
+unsafe trait OnlyAtomics {}
+
+// SAFETY: two AtomicU64, lock-free here (checked above).
+unsafe impl OnlyAtomics for Flags {}
+
+/// The shared file as a `&T`, after checking that it is long enough and
+/// aligned for `T`.
+fn view<T: OnlyAtomics>(map: &MmapRaw) -> Result<&T> {
+    let at = map.as_mut_ptr().cast::<T>();
+    ensure!(map.len() >= size_of::<T>(), "the shared file is short");
+    ensure!(
+        at.is_aligned(),
+        "the mapping is not aligned for its atomics"
+    );
+    // SAFETY: `at` is aligned for T, and size_of::<T>() bytes from it are
+    // mapped (both checked above). They stay mapped as long as the
     // reference lives, since it borrows `map`, and the file is this
     // program's own: nobody truncates it. The other process modifies these
-    // bytes, and holds its own `&Flags` over them, while this process holds
-    // this one: that is sound because every access on both sides is an
-    // atomic load or store (AtomicU64 is lock-free here, so it works across
-    // processes), no non-atomic reference to the bytes ever exists, and
-    // every bit pattern is a valid AtomicU64.
+    // bytes, and holds its own `&T` over them, while this process holds this
+    // one: that is sound because T is made only of lock-free atomics
+    // (`OnlyAtomics`), so every access on both sides is an atomic load or
+    // store, no non-atomic reference to the bytes ever exists, and every bit
+    // pattern is valid.
     Ok(unsafe { &*at })
 }
 // ANCHOR_END: spin
@@ -699,15 +715,8 @@ fn wake(_: &AtomicU32) -> Result<()> {
     bail!("futex is Linux's")
 }
 
-fn words(map: &MmapRaw) -> Result<&Words> {
-    let at = map.as_mut_ptr().cast::<Words>();
-    ensure!(map.len() >= size_of::<Words>(), "the shared file is short");
-    ensure!(at.is_aligned(), "the mapping is not aligned for AtomicU32");
-    // SAFETY: as for `flags`: aligned and mapped (checked), mapped while the
-    // reference lives, only ever accessed atomically on both sides, and
-    // every bit pattern is a valid AtomicU32.
-    Ok(unsafe { &*at })
-}
+// SAFETY: two AtomicU32, lock-free wherever AtomicU64 is.
+unsafe impl OnlyAtomics for Words {}
 
 // ANCHOR: cleanup
 /// One echoing child, reaped on every path: `finish` waits for it to end
