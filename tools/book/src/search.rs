@@ -136,7 +136,7 @@ pub(crate) fn add_cjk(site: &Path) -> Result<()> {
         .as_object_mut()
         .context("the search index has no fields")?;
     for (field, inverted) in fields.iter_mut() {
-        let mut tree: InvertedIndex = serde_json::from_value(inverted.take())?;
+        let mut pieces = InvertedIndex::new();
         for (doc_ref, doc) in &docs {
             let text = doc[field].as_str().unwrap_or_default();
             let mut counts = BTreeMap::<String, u32>::new();
@@ -145,10 +145,29 @@ pub(crate) fn add_cjk(site: &Path) -> Result<()> {
             }
             for (piece, count) in counts {
                 // elasticlunr's term frequency, as mdBook's words have it.
-                tree.add_token(doc_ref, &piece, f64::from(count).sqrt());
+                pieces.add_token(doc_ref, &piece, f64::from(count).sqrt());
             }
         }
-        *inverted = serde_json::to_value(tree)?;
+        // mdBook's words start with an ASCII letter, digit or `_` (its trimmer sees to it), so
+        // every piece is a new branch of the tree from its first character on: the branches
+        // join mdBook's root as they are. (Reading mdBook's tree into elasticlunr's own type
+        // instead took most of a second.)
+        let Value::Object(branches) = serde_json::to_value(pieces)?["root"].take() else {
+            bail!("elasticlunr's inverted index has no root");
+        };
+        let root = inverted["root"]
+            .as_object_mut()
+            .with_context(|| format!("the search index's {field} field has no root"))?;
+        for (first, branch) in branches {
+            if first == "docs" || first == "df" {
+                continue;
+            }
+            if root.insert(first.clone(), branch).is_some() {
+                bail!(
+                    "mdBook indexed a {field} word that starts with {first}: the pieces would hide it"
+                );
+            }
+        }
     }
     let escaped = serde_json::to_string(&json)?
         .replace('\\', "\\\\")
