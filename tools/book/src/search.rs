@@ -1,9 +1,10 @@
 //! Search that finds Chinese.
 //!
 //! mdBook's index splits text into words at whitespace and `-` only, and the English pipeline
-//! every word then goes through (on the page as in the index) trims from both ends whatever is
-//! not an ASCII letter, digit or `_`: a Chinese phrase is trimmed to nothing, and the book's
-//! quotes of the notes (我收到了, 输入错误请重试 …) cannot be found.
+//! each word then goes through, when the index is built as when the browser reads a query,
+//! trims from both ends whatever is not an ASCII letter, digit or `_`: a Chinese phrase is
+//! trimmed to nothing, and the book's quotes of the notes (我收到了, 输入错误请重试 …) cannot
+//! be found.
 //!
 //! After mdBook has written its index, the book adds one rule to it, and the same rule to the
 //! query in the browser: every maximal run of CJK characters (Han, kana, Hangul) gives its
@@ -44,6 +45,7 @@ const QUERY_SIDE: &str = include_str!("search.js");
 const PREFIX: &str = "window.search = Object.assign(window.search, JSON.parse('";
 const SUFFIX: &str = "'));";
 
+/// Whether `c` is one of the characters that form runs.
 pub fn is_cjk(c: char) -> bool {
     CJK_RANGES
         .iter()
@@ -121,7 +123,9 @@ pub fn read_index(file: &Path) -> Result<Value> {
 /// the query side in front of it. Not a theme script (`additional-js`): mdBook places those
 /// after its searcher, which starts loading the index at once for a `?search=` link, so the
 /// index could load and the first search run before them. This file runs just before the
-/// searcher loads the index, every time.
+/// searcher loads the index, every time. The file keeps the name mdBook gave it, which every
+/// page names and which hashes mdBook's content only: after a change to the rule alone, a
+/// browser may use its cached copy until that expires.
 pub(crate) fn add_cjk(site: &Path) -> Result<()> {
     let Some(file) = index_file(site)? else {
         return Ok(());
