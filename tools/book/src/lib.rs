@@ -13,6 +13,7 @@ use mdbook_driver::MDBook;
 use mdbook_driver::book::BookItem;
 use mdbook_renderer::{RenderContext, Renderer};
 
+pub mod search;
 #[cfg(feature = "serve")]
 pub mod serve;
 
@@ -21,7 +22,8 @@ pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// Renders the book as HTML into `dest`, failing on any warning or error mdBook reports.
+/// Renders the book as HTML into `dest`, failing on any warning or error mdBook reports. Its
+/// search index also finds Chinese (see [`search`]).
 /// mdBook also reads settings from `MDBOOK_` variables (the Pages workflow sets the site's
 /// address and the repository's links that way).
 pub fn render(root: &Path, dest: &Path) -> Result<()> {
@@ -38,7 +40,9 @@ pub fn render_with(root: &Path, dest: &Path, settings: &[(String, String)]) -> R
             book.config.set(key, value)?;
         }
         book.config.build.build_dir = dest.to_path_buf();
-        book.build()
+        book.build()?;
+        // mdBook's index cannot find a Chinese word; the book adds them to it.
+        search::add_cjk(dest)
     })
 }
 
