@@ -13,6 +13,9 @@ use mdbook_driver::MDBook;
 use mdbook_driver::book::BookItem;
 use mdbook_renderer::{RenderContext, Renderer};
 
+pub mod archive;
+pub mod pdf;
+
 /// The workspace root, where `book.toml` lives.
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")

@@ -1,5 +1,7 @@
 //! `cargo book build` renders the book into `book/`; `cargo book serve` also serves it on
 //! 127.0.0.1 and renders it again whenever a chapter, a listing or a snapshot changes.
+//! `cargo book pdf` and `cargo book archive` make the offline copies: the whole book as a PDF,
+//! and every listing as a crate that builds on its own.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -31,6 +33,18 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:3000")]
         bind: SocketAddr,
     },
+    /// Print the whole book into one PDF, through headless Chromium.
+    Pdf {
+        /// Where to write the PDF.
+        #[arg(long, default_value = "book.pdf")]
+        out: PathBuf,
+    },
+    /// Pack every listing as a crate that builds outside this workspace.
+    Archive {
+        /// Where to write the archive.
+        #[arg(long, default_value = "listings.tar.gz")]
+        out: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -39,6 +53,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Build { dest } => build(&root, &dest),
         Command::Serve { bind } => serve::serve(&root, bind),
+        Command::Pdf { out } => pdf(&root, &out),
+        Command::Archive { out } => archive(&root, &out),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -54,5 +70,31 @@ fn build(root: &Path, dest: &Path) -> Result<()> {
     let dest = std::env::current_dir()?.join(dest);
     book_tool::render(root, &dest)?;
     println!("rendered the book into {}", dest.display());
+    Ok(())
+}
+
+fn pdf(root: &Path, out: &Path) -> Result<()> {
+    // Before rendering: a reader without a browser learns it at once.
+    let Some(browser) = book_tool::pdf::find_browser() else {
+        anyhow::bail!(book_tool::pdf::NO_BROWSER);
+    };
+    if book_tool::pdf::chinese_font_installed() == Some(false) {
+        eprintln!(
+            "book-tool: no font with Chinese glyphs is installed: the notes' Chinese will print \
+             as boxes (apt-get install fonts-noto-cjk)"
+        );
+    }
+    let out = std::env::current_dir()?.join(out);
+    let site = tempfile::Builder::new().prefix("book-site.").tempdir()?;
+    book_tool::render(root, site.path())?;
+    book_tool::pdf::print(site.path(), &out, &browser)?;
+    println!("printed the book into {}", out.display());
+    Ok(())
+}
+
+fn archive(root: &Path, out: &Path) -> Result<()> {
+    let out = std::env::current_dir()?.join(out);
+    book_tool::archive::write(root, &out)?;
+    println!("packed every listing into {}", out.display());
     Ok(())
 }
