@@ -403,7 +403,8 @@ fn the_archive_holds_every_listing_as_a_standalone_crate_and_one_builds_offline_
     );
 
     // Offline and locked: the versions are the archive's, the crates those the workspace's
-    // own build downloaded.
+    // own build downloaded. The scratch folder is inside this workspace's target/: the
+    // listing's own [workspace] is what lets it build there.
     let started = Instant::now();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let build = run_within(

@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand};
 mod serve;
 
 #[derive(Parser)]
-#[command(about = "Render or serve the book")]
+#[command(about = "Render, serve, print or pack the book")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
