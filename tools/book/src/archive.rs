@@ -19,8 +19,8 @@ Each folder under listings/ is a crate of its own, as the book shows it:
     cargo run -- --help
 
 Its Cargo.toml pins the versions the book was tested with, and its Cargo.lock holds every
-crate below them; `cargo build --locked` keeps them all. A listing that uses another
-(chapter 9's use ctrl-c-cleanup) finds it by a relative path: keep the folders together.
+crate below them; `cargo build --locked` keeps them all. A listing that uses another (most
+of chapter 9's use ctrl-c-cleanup) finds it by a relative path: keep the folders together.
 ";
 
 /// Writes the archive of every crate under `root/listings` into `out`, a `.tar.gz`.
@@ -199,8 +199,8 @@ impl Workspace {
         let mut root = Table::new();
         root.insert("profile".into(), Value::Table(profiles));
         Ok(format!(
-            "\n# The book's build settings, as in its workspace: the listings that measure speed\n\
-             # run optimized code.\n{}",
+            "\n# The book's workspace profiles, for the packages this crate builds (the listings\n\
+             # that measure speed, and tokio, run optimized code).\n{}",
             toml::to_string(&root)?
         ))
     }
