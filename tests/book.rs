@@ -9,6 +9,8 @@ use std::sync::OnceLock;
 
 use regex::Regex;
 
+#[path = "book/offline.rs"]
+mod offline;
 #[path = "book/search.rs"]
 mod search;
 #[path = "book/serve.rs"]

@@ -13,6 +13,8 @@ use mdbook_driver::MDBook;
 use mdbook_driver::book::BookItem;
 use mdbook_renderer::{RenderContext, Renderer};
 
+pub mod archive;
+pub mod pdf;
 pub mod search;
 #[cfg(feature = "serve")]
 pub mod serve;

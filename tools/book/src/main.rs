@@ -1,5 +1,7 @@
 //! `cargo book build` renders the book into `book/`; `cargo book serve` also serves it on
 //! 127.0.0.1 and renders it again whenever a chapter, a listing or a snapshot changes.
+//! `cargo book pdf` and `cargo book archive` make the offline copies: the whole book as a PDF,
+//! and every listing as a crate that builds on its own.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -10,7 +12,7 @@ use book_tool::serve::Event;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(about = "Render or serve the book")]
+#[command(about = "Render, serve, print or pack the book")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -30,6 +32,18 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:3000")]
         bind: SocketAddr,
     },
+    /// Print the whole book into one PDF, through headless Chromium.
+    Pdf {
+        /// Where to write the PDF.
+        #[arg(long, default_value = "book.pdf")]
+        out: PathBuf,
+    },
+    /// Pack every listing as a crate that builds outside this workspace.
+    Archive {
+        /// Where to write the archive.
+        #[arg(long, default_value = "listings.tar.gz")]
+        out: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -38,6 +52,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Build { dest } => build(&root, &dest),
         Command::Serve { bind } => serve(&root, bind),
+        Command::Pdf { out } => pdf(&root, &out),
+        Command::Archive { out } => archive(&root, &out),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -105,4 +121,30 @@ async fn stopped() {
             let _ = tokio::signal::ctrl_c().await;
         }
     }
+}
+
+fn pdf(root: &Path, out: &Path) -> Result<()> {
+    // Before rendering: a reader without a browser learns it at once.
+    let Some(browser) = book_tool::pdf::find_browser() else {
+        anyhow::bail!(book_tool::pdf::NO_BROWSER);
+    };
+    if book_tool::pdf::chinese_font_installed() == Some(false) {
+        eprintln!(
+            "book-tool: no font with Chinese glyphs is installed: the notes' Chinese will print \
+             as boxes (apt-get install fonts-noto-cjk)"
+        );
+    }
+    let out = std::env::current_dir()?.join(out);
+    let site = tempfile::Builder::new().prefix("book-site.").tempdir()?;
+    book_tool::render(root, site.path())?;
+    book_tool::pdf::print(site.path(), &out, &browser)?;
+    println!("printed the book into {}", out.display());
+    Ok(())
+}
+
+fn archive(root: &Path, out: &Path) -> Result<()> {
+    let out = std::env::current_dir()?.join(out);
+    book_tool::archive::write(root, &out)?;
+    println!("packed every listing into {}", out.display());
+    Ok(())
 }
