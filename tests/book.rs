@@ -9,6 +9,9 @@ use std::sync::OnceLock;
 
 use regex::Regex;
 
+#[path = "book/browser.rs"]
+mod browser;
+
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
