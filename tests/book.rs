@@ -9,6 +9,8 @@ use std::sync::OnceLock;
 
 use regex::Regex;
 
+#[path = "book/browser.rs"]
+mod browser;
 #[path = "book/offline.rs"]
 mod offline;
 #[path = "book/search.rs"]
