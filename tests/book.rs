@@ -4,9 +4,10 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use book_tool::normalize;
 use regex::Regex;
 
 #[path = "book/browser.rs"]
@@ -58,35 +59,27 @@ fn scratch_dir(purpose: &str) -> PathBuf {
 }
 
 fn files_under(dir: &Path, extension: &str) -> Vec<PathBuf> {
+    entries_under(dir)
+        .into_iter()
+        .filter(|path| !path.is_dir() && path.extension().is_some_and(|e| e == extension))
+        .collect()
+}
+
+/// Every file and folder below `dir`, sorted.
+fn entries_under(dir: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
     let mut pending = vec![dir.to_path_buf()];
     while let Some(dir) = pending.pop() {
         for entry in fs::read_dir(&dir).expect("a readable folder").flatten() {
             let path = entry.path();
             if path.is_dir() {
-                pending.push(path);
-            } else if path.extension().is_some_and(|e| e == extension) {
-                found.push(path);
+                pending.push(path.clone());
             }
+            found.push(path);
         }
     }
     found.sort();
     found
-}
-
-/// `a/b/../c` becomes `a/c`, without touching the file system.
-fn normalize(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for part in path.components() {
-        match part {
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::CurDir => {}
-            other => out.push(other),
-        }
-    }
-    out
 }
 
 fn relative(path: &Path) -> String {

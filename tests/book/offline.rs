@@ -390,7 +390,7 @@ fn the_archive_holds_every_listing_as_a_standalone_crate_and_one_builds_offline_
             relative.display()
         );
     }
-    let unwanted: Vec<PathBuf> = files_in(&unpacked)
+    let unwanted: Vec<PathBuf> = super::entries_under(&unpacked)
         .into_iter()
         .filter(|path| {
             let inside = path.strip_prefix(&unpacked).expect("under the folder");
@@ -431,19 +431,4 @@ fn the_archive_holds_every_listing_as_a_standalone_crate_and_one_builds_offline_
     );
     println!("{BUILT_ALONE} built alone in {:.1?}", started.elapsed());
     fs::remove_dir_all(&dir).expect("remove the scratch folder");
-}
-
-fn files_in(dir: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        for entry in fs::read_dir(&dir).expect("a readable folder").flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                pending.push(path.clone());
-            }
-            found.push(path);
-        }
-    }
-    found
 }

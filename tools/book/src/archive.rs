@@ -3,7 +3,7 @@
 //! from the workspace written out, and each crate's own `Cargo.lock`.
 
 use std::fs;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
@@ -371,7 +371,7 @@ fn check_standalone(manifest: &Table, dir: &Path, crates: &[PathBuf]) -> Result<
                 bail!("{kind}.{key} is still inherited from the workspace");
             }
             if let Some(path) = str_of(&spec, "path") {
-                let target = normalize(&dir.join(path));
+                let target = crate::normalize(&dir.join(path));
                 if !crates.contains(&target) {
                     bail!("{kind}.{key} is at {path}, not a listing the archive holds");
                 }
@@ -379,21 +379,6 @@ fn check_standalone(manifest: &Table, dir: &Path, crates: &[PathBuf]) -> Result<
         }
     }
     Ok(())
-}
-
-/// `a/b/../c` becomes `a/c`, without touching the file system.
-fn normalize(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for part in path.components() {
-        match part {
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::CurDir => {}
-            other => out.push(other),
-        }
-    }
-    out
 }
 
 /// Gives the crate in `dir` a `Cargo.lock` of its own and returns the packages in it. The

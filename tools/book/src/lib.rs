@@ -5,7 +5,7 @@
 //! and turns it into an error that names the cause.
 
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Result, bail};
@@ -18,6 +18,22 @@ pub mod pdf;
 pub mod search;
 #[cfg(feature = "serve")]
 pub mod serve;
+
+/// `a/b/../c` becomes `a/c`, without touching the file system (a link, an include or a
+/// path dependency resolved against its folder).
+pub fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
 
 /// The workspace root, where `book.toml` lives.
 pub fn root() -> PathBuf {
