@@ -158,16 +158,15 @@ impl Browser {
         browser
     }
 
-    /// A new browser session (its own Chromium and profile) whose pages are `width` CSS
-    /// pixels wide. At 375 px it is a phone (Chromium's mobile emulation): a desktop window
-    /// cannot be narrower than 500 px.
-    async fn session(&mut self, width: u32) -> Client {
+    /// A new browser session (its own Chromium and profile), its window as wide as a
+    /// laptop's ([`WIDTHS`]`[0]`; [`emulate_width`] narrows a page to a phone's).
+    async fn session(&mut self) -> Client {
         self.sessions += 1;
         let profile = self.home.join(format!("profile-{}", self.sessions));
         let mut args = vec![
             "--headless=new".to_string(),
             format!("--user-data-dir={}", profile.display()),
-            format!("--window-size={width},900"),
+            format!("--window-size={},900", WIDTHS[0]),
             "--no-first-run".to_string(),
             "--disable-gpu".to_string(),
             "--disable-crash-reporter".to_string(),
@@ -178,11 +177,7 @@ impl Browser {
             // 127.0.0.1 here.
             args.push("--no-sandbox".to_string());
         }
-        let mut options = json!({ "binary": self.chromium, "args": args });
-        if width < 500 {
-            options["mobileEmulation"] =
-                json!({ "deviceMetrics": { "width": width, "height": 800, "pixelRatio": 1 } });
-        }
+        let options = json!({ "binary": self.chromium, "args": args });
         let mut capabilities = Capabilities::new();
         capabilities.insert("browserName".into(), json!("chrome"));
         capabilities.insert("goog:chromeOptions".into(), options);
@@ -395,12 +390,19 @@ fn strings(value: &Value) -> Vec<String> {
         .collect()
 }
 
+/// Loads `page`, and inspects it at its window's width.
 async fn visit(client: &Client, base: &str, page: &str) -> PageReport {
     step(
         &format!("load {page}"),
         client.goto(&format!("{base}{page}")),
     )
     .await;
+    inspect(client, page).await
+}
+
+/// What the loaded `page` shows now: the script's findings, and the errors logged since
+/// the last look.
+async fn inspect(client: &Client, page: &str) -> PageReport {
     let got = step(
         &format!("inspect {page}"),
         client.execute(COLLECT, Vec::new()),
@@ -419,6 +421,58 @@ async fn visit(client: &Client, base: &str, page: &str) -> PageReport {
     }
 }
 
+/// A DevTools command, sent through chromedriver (its `goog/cdp/execute` endpoint).
+#[derive(Debug)]
+struct DevTools(Value);
+
+impl WebDriverCompatibleCommand for DevTools {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (Method, Option<String>) {
+        (Method::POST, Some(self.0.to_string()))
+    }
+}
+
+/// Lays the open page out `width` CSS pixels wide, as a phone of that width would (Chromium's
+/// device emulation, the same as its DevTools' device toolbar): the page's styles and scripts
+/// see the new width at once, without loading the page again.
+async fn emulate_width(client: &Client, width: u32) {
+    let command = DevTools(json!({
+        "cmd": "Emulation.setDeviceMetricsOverride",
+        "params": { "width": width, "height": 800, "deviceScaleFactor": 1, "mobile": width < 500 },
+    }));
+    step(
+        &format!("lay the page out {width} px wide"),
+        client.issue_cmd(command),
+    )
+    .await;
+    step(
+        &format!("set the sidebar for {width} px"),
+        client.execute(SIDEBAR_AS_LOADED, Vec::new()),
+    )
+    .await;
+}
+
+/// The sidebar as a page loaded at this width shows it: mdBook's start-up script opens it on
+/// a window 1080 px wide or more and closes it on a narrower one. The reader's own toggle
+/// button does it; the slide is then finished at once, so that it is measured at rest.
+const SIDEBAR_AS_LOADED: &str = r#"
+const open = document.body.clientWidth >= 1080;
+if (document.getElementById('mdbook-sidebar-toggle-anchor').checked !== open) {
+    document.getElementById('mdbook-sidebar-toggle').click();
+}
+document.getAnimations().forEach(a => a.finish());
+"#;
+
 /// The pages checked one by one: every HTML file of the site but `print.html`, which is all
 /// the other pages in one (each is checked on its own) and alone takes longer to load than
 /// ten of them, and `toc.html`, the table of contents the sidebar shows without JavaScript
@@ -436,7 +490,7 @@ fn pages(site: &Path) -> Vec<String> {
         .collect()
 }
 
-/// Every page at both widths, loaded once each, shared by the tests that check a part of it.
+/// Every page at both widths (loaded once, looked at twice), shared by the tests that check a part of it.
 /// A failure to run the browser at all is kept as the reason, for each of them to report.
 type Sweep = Result<BTreeMap<(u32, String), PageReport>, String>;
 
@@ -458,34 +512,34 @@ fn sweep() -> Option<&'static Sweep> {
 fn run_sweep(tools: &Tools) -> BTreeMap<(u32, String), PageReport> {
     let site = rendered().to_path_buf();
     let pages = pages(&site);
-    // Chromium renders a page on one core: a session per core (two at least, one per width)
-    // uses the machine, up to four, past which sessions only add start-up time.
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let per_width = (cores / WIDTHS.len()).clamp(1, 2);
+    // Chromium lays a page out on one core: a session per core uses the machine, up to
+    // four, past which sessions only add start-up time.
+    let sessions = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4));
     let mut browser = Browser::start(tools, "pages");
     runtime().block_on(async {
         let base = serve(site.clone(), "/").await;
         let mut runs = Vec::new();
-        for width in WIDTHS {
-            for part in 0..per_width {
-                let client = browser.session(width).await;
-                let mine: Vec<String> = pages
-                    .iter()
-                    .skip(part)
-                    .step_by(per_width)
-                    .cloned()
-                    .collect();
-                let base = base.clone();
-                runs.push(async move {
-                    let mut reports = Vec::new();
-                    for page in mine {
-                        let report = visit(&client, &base, &page).await;
-                        reports.push(((width, page), report));
-                    }
-                    close(client).await;
-                    reports
-                });
-            }
+        for part in 0..sessions {
+            let client = browser.session().await;
+            let mine: Vec<String> = pages.iter().skip(part).step_by(sessions).cloned().collect();
+            let base = base.clone();
+            runs.push(async move {
+                let mut reports = Vec::new();
+                // Each page is loaded once and looked at in both widths: the width it was
+                // loaded in, then the other one (which the next page is loaded in).
+                let mut widths = WIDTHS;
+                for page in mine {
+                    reports.push((
+                        (widths[0], page.clone()),
+                        visit(&client, &base, &page).await,
+                    ));
+                    widths.reverse();
+                    emulate_width(&client, widths[0]).await;
+                    reports.push(((widths[0], page.clone()), inspect(&client, &page).await));
+                }
+                close(client).await;
+                reports
+            });
         }
         let results = futures_util::future::join_all(runs).await;
         results.into_iter().flatten().collect()
@@ -759,7 +813,7 @@ fn search_misses(language: &str, terms: &[(&str, &str)]) -> Option<Vec<String>> 
     let mut browser = Browser::start(tools, &format!("search-{language}"));
     let misses = runtime().block_on(async {
         let base = serve(rendered().to_path_buf(), "/").await;
-        let client = browser.session(WIDTHS[0]).await;
+        let client = browser.session().await;
         let mut misses = Vec::new();
         for (i, (term, page)) in terms.iter().enumerate() {
             assert!(
@@ -843,7 +897,7 @@ fn the_theme_toggle_changes_the_theme_and_the_next_page_keeps_it() {
     let mut browser = Browser::start(tools, "theme");
     runtime().block_on(async {
         let base = serve(rendered().to_path_buf(), "/").await;
-        let client = browser.session(WIDTHS[0]).await;
+        let client = browser.session().await;
         let look = r#"return [document.documentElement.className,
             getComputedStyle(document.documentElement).backgroundColor];"#;
         step("load udp.html", client.goto(&format!("{base}udp.html"))).await;
@@ -906,7 +960,7 @@ fn the_404_page_works_under_a_sub_path() {
     let mut browser = Browser::start(tools, "404");
     runtime().block_on(async {
         let base = serve(site.clone(), "/rust-book/").await;
-        let client = browser.session(WIDTHS[0]).await;
+        let client = browser.session().await;
         let missing = format!("{base}no/such/chapter/page.html");
         step("load a missing page", client.goto(&missing)).await;
         let page = step(
