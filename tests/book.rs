@@ -32,13 +32,58 @@ fn rendered() -> &'static Path {
         if let Err(e) = book_tool::render(root(), &dest) {
             panic!("the book does not render cleanly: {e:#}");
         }
-        dest
+        dest.keep()
     })
 }
 
+/// Tells the reader a check did not run and how to run it, straight to stderr: libtest
+/// hides what a passing test prints through `println!` and `eprintln!`.
+fn say_skipped(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "skipped {line}");
+}
+
+/// A folder [`scratch_dir`] made, removed when the test is done with it (by a failed
+/// assertion too), unless [`Scratch::keep`] keeps it for the rest of the run.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    /// For what the whole run shares (a rendered site): the next run removes it.
+    fn keep(self) -> PathBuf {
+        let dir = self.0.clone();
+        std::mem::forget(self);
+        dir
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for Scratch {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.0.as_os_str()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A fresh folder under Cargo's temporary directory for this test target. Folders left by
-/// runs that have ended are removed first.
-fn scratch_dir(purpose: &str) -> PathBuf {
+/// runs that have ended (killed ones, and what a run kept) are removed first.
+fn scratch_dir(purpose: &str) -> Scratch {
     let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("book-checks");
     for entry in fs::read_dir(&base).into_iter().flatten().flatten() {
         let pid = entry
@@ -55,7 +100,7 @@ fn scratch_dir(purpose: &str) -> PathBuf {
     let dir = base.join(format!("{}-{purpose}", std::process::id()));
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).expect("create a scratch folder");
-    dir
+    Scratch(dir)
 }
 
 fn files_under(dir: &Path, extension: &str) -> Vec<PathBuf> {
@@ -1181,5 +1226,4 @@ fn the_published_site_has_its_address_and_the_repositorys_links() {
     let local = fs::read_to_string(rendered().join("udp.html")).expect("the UDP chapter");
     assert!(!local.contains(r#"title="Git repository""#));
     assert!(!local.contains(r#"title="Suggest an edit""#));
-    let _ = fs::remove_dir_all(&site);
 }

@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -29,7 +29,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
 
-use super::{files_under, rendered, root, scratch_dir};
+use super::{Scratch, files_under, rendered, root, say_skipped, scratch_dir};
 
 /// Longer than any page of the book takes to load or any script here to run on a busy
 /// 2-core machine; a hung browser fails the test instead of holding `cargo test`.
@@ -39,8 +39,8 @@ const STEP: Duration = Duration::from_secs(30);
 /// width of the most common phones' CSS viewport).
 const WIDTHS: [u32; 2] = [1280, 375];
 
-const HOW_TO_ENABLE: &str = "skipped: no Chromium/chromedriver; apt-get install chromium \
-     chromium-driver to run the browser tests (BOOK_REQUIRE_BROWSER=1 makes this a failure)";
+const HOW_TO_ENABLE: &str = "the browser tests: no Chromium/chromedriver; apt-get install \
+     chromium chromium-driver to run them (BOOK_REQUIRE_BROWSER=1 makes this a failure)";
 
 /// Chromium and chromedriver, found on the `PATH` as a reader's shell would find them.
 struct Tools {
@@ -63,7 +63,8 @@ fn tools() -> Option<&'static Tools> {
     let found = TOOLS
         .get_or_init(|| {
             Some(Tools {
-                chromium: on_path(&["chromium", "chromium-browser", "google-chrome"])?,
+                // The one `cargo book pdf` prints with: BOOK_CHROMIUM, or the first on the PATH.
+                chromium: book_tool::pdf::find_browser()?,
                 chromedriver: on_path(&["chromedriver"])?,
             })
         })
@@ -74,10 +75,7 @@ fn tools() -> Option<&'static Tools> {
             !required,
             "no Chromium/chromedriver on the PATH, and BOOK_REQUIRE_BROWSER=1 requires them"
         );
-        // Straight to stderr: libtest would hide a passing test's `eprintln!`.
-        SAID.call_once(|| {
-            let _ = writeln!(std::io::stderr(), "{HOW_TO_ENABLE}");
-        });
+        SAID.call_once(|| say_skipped(HOW_TO_ENABLE));
     }
     found
 }
@@ -89,7 +87,8 @@ struct Browser {
     driver: Child,
     url: String,
     chromium: PathBuf,
-    home: PathBuf,
+    /// Removed when the browser is dropped, after the kill.
+    home: Scratch,
     /// Removed when the browser is dropped, after the kill.
     _tmp: tempfile::TempDir,
     sessions: usize,
@@ -163,20 +162,17 @@ impl Browser {
     async fn session(&mut self) -> Client {
         self.sessions += 1;
         let profile = self.home.join(format!("profile-{}", self.sessions));
-        let mut args = vec![
+        let args = vec![
             "--headless=new".to_string(),
             format!("--user-data-dir={}", profile.display()),
             format!("--window-size={},900", WIDTHS[0]),
             "--no-first-run".to_string(),
             "--disable-gpu".to_string(),
             "--disable-crash-reporter".to_string(),
+            // As `cargo book pdf` runs it (src/pdf.rs says why): it opens the book's own
+            // pages from 127.0.0.1, on machines whose settings deny the sandbox too.
+            "--no-sandbox".to_string(),
         ];
-        // SAFETY: geteuid only returns a number.
-        if unsafe { libc::geteuid() } == 0 {
-            // Chromium refuses to run as root with its sandbox; it only loads the book from
-            // 127.0.0.1 here.
-            args.push("--no-sandbox".to_string());
-        }
         let options = json!({ "binary": self.chromium, "args": args });
         let mut capabilities = Capabilities::new();
         capabilities.insert("browserName".into(), json!("chrome"));
@@ -204,7 +200,6 @@ impl Drop for Browser {
         // still names its group, which holds every Chromium process it started.
         unsafe { libc::kill(-(self.driver.id() as libc::pid_t), libc::SIGKILL) };
         let _ = self.driver.wait();
-        let _ = std::fs::remove_dir_all(&self.home);
     }
 }
 
@@ -959,7 +954,7 @@ fn the_404_page_works_under_a_sub_path() {
     }
     let mut browser = Browser::start(tools, "404");
     runtime().block_on(async {
-        let base = serve(site.clone(), "/rust-book/").await;
+        let base = serve(site.to_path_buf(), "/rust-book/").await;
         let client = browser.session().await;
         let missing = format!("{base}no/such/chapter/page.html");
         step("load a missing page", client.goto(&missing)).await;
@@ -1008,5 +1003,4 @@ fn the_404_page_works_under_a_sub_path() {
         assert_ne!(title, "Document not found (404)", "{} is missing", links[1]);
         close(client).await;
     });
-    let _ = std::fs::remove_dir_all(&site);
 }

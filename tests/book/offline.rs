@@ -7,10 +7,11 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use book_tool::child::Interrupt;
 use regex::Regex;
 use regex::bytes::Regex as BytesRegex;
 
-use super::{listing_crates, rendered, root, scratch_dir};
+use super::{listing_crates, rendered, root, say_skipped, scratch_dir};
 
 /// The browser `cargo book pdf` would use. Without one the PDF test is skipped, and says so;
 /// with `BOOK_REQUIRE_BROWSER=1` a missing browser fails it instead.
@@ -23,10 +24,10 @@ fn browser() -> Option<PathBuf> {
         book_tool::pdf::NO_BROWSER
     );
     if found.is_none() {
-        println!(
-            "skipped the PDF's check: {}; BOOK_REQUIRE_BROWSER=1 makes a missing browser a failure",
+        say_skipped(&format!(
+            "the PDF's check: {}; BOOK_REQUIRE_BROWSER=1 makes a missing browser a failure",
             book_tool::pdf::NO_BROWSER
-        );
+        ));
     }
     found
 }
@@ -246,7 +247,7 @@ fn the_pdf_has_every_chapter_in_its_outline_and_every_code_line_whole() {
     let dir = scratch_dir("pdf");
     let out = dir.join("book.pdf");
     let started = Instant::now();
-    if let Err(e) = book_tool::pdf::print(rendered(), &out, &browser) {
+    if let Err(e) = book_tool::pdf::print(rendered(), &out, &browser, &Interrupt::none()) {
         panic!("cargo book pdf fails: {e:#}");
     }
     let pdf = fs::read(&out).expect("the PDF");
@@ -295,13 +296,12 @@ fn the_pdf_has_every_chapter_in_its_outline_and_every_code_line_whole() {
                 "pdftotext (apt-get install poppler-utils) is missing, and BOOK_REQUIRE_BROWSER=1 \
                  requires it"
             );
-            println!(
-                "skipped the check that no code line is cut: it needs pdftotext \
-                 (apt-get install poppler-utils)"
+            say_skipped(
+                "the check that no code line is cut: it needs pdftotext \
+                 (apt-get install poppler-utils)",
             );
         }
     }
-    fs::remove_dir_all(&dir).expect("remove the scratch folder");
 }
 
 /// Runs `command` to its end, or kills it after `limit`.
@@ -351,7 +351,7 @@ const BUILT_ALONE: &str = "listings/02-udp/udp-chat";
 fn the_archive_holds_every_listing_as_a_standalone_crate_and_one_builds_offline_alone() {
     let dir = scratch_dir("archive");
     let archive = dir.join("listings.tar.gz");
-    if let Err(e) = book_tool::archive::write(root(), &archive) {
+    if let Err(e) = book_tool::archive::write(root(), &archive, &Interrupt::none()) {
         panic!("cargo book archive fails: {e:#}");
     }
     let unpacked = dir.join("unpacked");
@@ -430,5 +430,4 @@ fn the_archive_holds_every_listing_as_a_standalone_crate_and_one_builds_offline_
         "{BUILT_ALONE} builds alone with warnings:\n{warnings}"
     );
     println!("{BUILT_ALONE} built alone in {:.1?}", started.elapsed());
-    fs::remove_dir_all(&dir).expect("remove the scratch folder");
 }

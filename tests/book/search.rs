@@ -20,9 +20,9 @@ fn stock_site() -> &'static Path {
     SITE.get_or_init(|| {
         let dest = scratch_dir("stock-site");
         let mut book = mdbook_driver::MDBook::load(root()).expect("book.toml loads");
-        book.config.build.build_dir = dest.clone();
+        book.config.build.build_dir = dest.to_path_buf();
         book.build().expect("mdBook renders the book");
-        dest
+        dest.keep()
     })
 }
 

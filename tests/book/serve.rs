@@ -4,7 +4,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread;
@@ -12,13 +12,13 @@ use std::time::Duration;
 
 use book_tool::serve::{Event, LIVE_RELOAD_ENDPOINT, is_editors_own};
 
-use super::{root, scratch_dir};
+use super::{Scratch, root, scratch_dir};
 
 /// Long enough for a render on a loaded machine; a working server answers in seconds.
 const PATIENCE: Duration = Duration::from_secs(120);
 
 /// The files a render reads, copied so that the test can edit them.
-fn copy_of_the_book() -> PathBuf {
+fn copy_of_the_book() -> Scratch {
     let copy = scratch_dir("serve");
     for part in [
         "book.toml",
@@ -94,7 +94,7 @@ fn a_saved_chapter_reloads_its_open_page_and_a_broken_one_keeps_the_last_render(
     let (report, events) = mpsc::channel();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server: Server = {
-        let book = book.clone();
+        let book = book.to_path_buf();
         Some(thread::spawn(move || {
             book_tool::serve::serve(
                 &book,

@@ -3,11 +3,19 @@
 //! from the workspace written out, and each crate's own `Cargo.lock`.
 
 use std::fs;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use toml::{Table, Value};
+
+use crate::child::{self, Interrupt};
+
+/// Longer than Cargo takes to resolve a crate with its registry index to fetch, or tar to
+/// pack the listings; a step that hangs (a network that never answers) fails instead.
+const STEP_TIME: Duration = Duration::from_secs(300);
 
 /// What the archive says about itself, at its root.
 const README: &str = "\
@@ -23,8 +31,9 @@ crate below them; `cargo build --locked` keeps them all. A listing that uses ano
 of chapter 9's use ctrl-c-cleanup) finds it by a relative path: keep the folders together.
 ";
 
-/// Writes the archive of every crate under `root/listings` into `out`, a `.tar.gz`.
-pub fn write(root: &Path, out: &Path) -> Result<()> {
+/// Writes the archive of every crate under `root/listings` into `out`, a `.tar.gz`. If
+/// `interrupt` is set first, the step under way is stopped and nothing is written.
+pub fn write(root: &Path, out: &Path, interrupt: &Interrupt) -> Result<()> {
     let workspace = Workspace::read(root)?;
     let crates = listing_crates(root)?;
     let stage = tempfile::Builder::new().prefix("book-archive.").tempdir()?;
@@ -48,7 +57,10 @@ pub fn write(root: &Path, out: &Path) -> Result<()> {
     }
     for dir in &crates {
         let crate_dir = stage.path().join(dir);
-        let names = lock(&crate_dir, &workspace.lock_text)
+        if interrupt.is_set() {
+            bail!("interrupted");
+        }
+        let names = lock(&crate_dir, &workspace.lock_text, interrupt)
             .with_context(|| format!("cannot lock {}", dir.display()))?;
         let manifest = crate_dir.join("Cargo.toml");
         let mut text = fs::read_to_string(&manifest)?;
@@ -57,17 +69,17 @@ pub fn write(root: &Path, out: &Path) -> Result<()> {
     }
 
     let packed = stage.path().join("listings.tar.gz");
-    let status = Command::new("tar")
-        .arg("-czf")
+    let mut tar = Command::new("tar");
+    tar.arg("-czf")
         .arg(&packed)
         .arg("-C")
         .arg(stage.path())
         .args(["README.md", "listings"])
-        .status();
-    match status {
-        Ok(status) if status.success() => {}
-        Ok(status) => bail!("tar failed ({status})"),
-        Err(e) => bail!("cargo book archive needs tar (apt-get install tar): {e}"),
+        .stdin(Stdio::null());
+    let status = child::run(&mut tar, "tar", STEP_TIME, interrupt)
+        .context("cargo book archive needs tar (apt-get install tar)")?;
+    if !status.success() {
+        bail!("tar failed ({status})");
     }
     fs::copy(&packed, out).with_context(|| format!("cannot write {}", out.display()))?;
     Ok(())
@@ -385,19 +397,30 @@ fn check_standalone(manifest: &Table, dir: &Path, crates: &[PathBuf]) -> Result<
 /// workspace's lock is copied in and Cargo prunes it to this crate's packages, keeping every
 /// version: `cargo build --locked` would refuse the unpruned lock, and a lock generated afresh
 /// would take the newest versions instead of the tested ones.
-fn lock(dir: &Path, workspace_lock: &str) -> Result<Vec<String>> {
+fn lock(dir: &Path, workspace_lock: &str, interrupt: &Interrupt) -> Result<Vec<String>> {
     let lock_path = dir.join("Cargo.lock");
     fs::write(&lock_path, workspace_lock)?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let output = Command::new(cargo)
+    // Cargo's complaint, read back for the one line that says what went wrong.
+    let mut errors = tempfile::tempfile()?;
+    let mut metadata = Command::new(cargo);
+    metadata
         .args(["metadata", "--format-version", "1", "--manifest-path"])
         .arg(dir.join("Cargo.toml"))
+        .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .context("cannot run cargo")?;
-    if !output.status.success() {
-        bail!("{}", String::from_utf8_lossy(&output.stderr).trim_end());
+        .stderr(errors.try_clone()?);
+    let status = child::run(&mut metadata, "cargo metadata", STEP_TIME, interrupt)?;
+    if !status.success() {
+        let mut text = String::new();
+        errors.seek(SeekFrom::Start(0))?;
+        errors.read_to_string(&mut text)?;
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("error"))
+            .or_else(|| text.lines().find(|l| !l.trim().is_empty()))
+            .unwrap_or("no message");
+        bail!("cargo metadata failed ({status}): {}", line.trim());
     }
     let pruned: Table = read_toml(&lock_path)?;
     Ok(pruned

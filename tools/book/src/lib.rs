@@ -14,6 +14,7 @@ use mdbook_driver::book::BookItem;
 use mdbook_renderer::{RenderContext, Renderer};
 
 pub mod archive;
+pub mod child;
 pub mod pdf;
 pub mod search;
 #[cfg(feature = "serve")]

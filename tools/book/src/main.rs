@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Result;
+use book_tool::child::Interrupt;
 use book_tool::serve::Event;
 use clap::{Parser, Subcommand};
 
@@ -73,10 +74,16 @@ fn build(root: &Path, dest: &Path) -> Result<()> {
 }
 
 fn serve(root: &Path, bind: SocketAddr) -> Result<()> {
+    let interrupt = Interrupt::catch()?;
     // Changed paths are printed from the book's folder.
     let root = root.canonicalize()?;
     let shown = root.clone();
-    book_tool::serve::serve(&root, bind, move |event| print(&shown, event), stopped())
+    book_tool::serve::serve(
+        &root,
+        bind,
+        move |event| print(&shown, event),
+        stopped(interrupt),
+    )
 }
 
 fn print(root: &Path, event: Event) {
@@ -109,17 +116,12 @@ fn print(root: &Path, event: Event) {
     }
 }
 
-/// Ctrl-C, or `kill`: the server ends and removes its renders either way.
-async fn stopped() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut terminate) => tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = terminate.recv() => {}
-        },
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
+/// Ctrl-C, or `kill`: the server ends and removes its renders either way, also when the
+/// signal comes during the first render (caught from the start, it is seen once that render
+/// is done).
+async fn stopped(interrupt: Interrupt) {
+    while !interrupt.is_set() {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
 
@@ -134,17 +136,22 @@ fn pdf(root: &Path, out: &Path) -> Result<()> {
              as boxes (apt-get install fonts-noto-cjk)"
         );
     }
+    let interrupt = Interrupt::catch()?;
     let out = std::env::current_dir()?.join(out);
     let site = tempfile::Builder::new().prefix("book-site.").tempdir()?;
     book_tool::render(root, site.path())?;
-    book_tool::pdf::print(site.path(), &out, &browser)?;
+    if interrupt.is_set() {
+        anyhow::bail!("interrupted");
+    }
+    book_tool::pdf::print(site.path(), &out, &browser, &interrupt)?;
     println!("printed the book into {}", out.display());
     Ok(())
 }
 
 fn archive(root: &Path, out: &Path) -> Result<()> {
+    let interrupt = Interrupt::catch()?;
     let out = std::env::current_dir()?.join(out);
-    book_tool::archive::write(root, &out)?;
+    book_tool::archive::write(root, &out, &interrupt)?;
     println!("packed every listing into {}", out.display());
     Ok(())
 }

@@ -4,13 +4,13 @@
 use std::env;
 use std::fs::{self, File};
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+
+use crate::child::{self, Interrupt};
 
 /// The names Chromium and Chrome install their command under, tried in this order on `PATH`.
 const BROWSERS: [&str; 4] = [
@@ -46,8 +46,9 @@ fn is_executable(file: &Path) -> bool {
 }
 
 /// Prints `site`'s `print.html` (a book already rendered by [`crate::render`]) into `out`.
-/// `out` is written only once the browser has produced a whole PDF.
-pub fn print(site: &Path, out: &Path, browser: &Path) -> Result<()> {
+/// `out` is written only once the browser has produced a whole PDF; if `interrupt` is set
+/// first, the browser is stopped and nothing is written.
+pub fn print(site: &Path, out: &Path, browser: &Path, interrupt: &Interrupt) -> Result<()> {
     let page = site.join("print.html");
     if !page.is_file() {
         bail!("{} has no print.html to print", site.display());
@@ -64,6 +65,10 @@ pub fn print(site: &Path, out: &Path, browser: &Path) -> Result<()> {
         .arg("--headless")
         .arg("--disable-gpu")
         .arg("--no-first-run")
+        // Chromium's sandbox needs user namespaces, which containers, root and some
+        // distributions' settings deny; it guards against hostile pages, and this browser
+        // opens one file: the book's own print page.
+        .arg("--no-sandbox")
         .arg(format!(
             "--user-data-dir={}",
             scratch.path().join("profile").display()
@@ -83,52 +88,30 @@ pub fn print(site: &Path, out: &Path, browser: &Path) -> Result<()> {
         .env("XDG_CACHE_HOME", scratch.path())
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
-        .stderr(log)
-        // Its own process group, so that a timeout ends the renderer processes too.
-        .process_group(0);
-    if is_root() {
-        // Chromium refuses to run as root inside its sandbox (containers, CI runners).
-        command.arg("--no-sandbox");
-    }
-    let mut child = command
-        .spawn()
-        .with_context(|| format!("cannot start {}", browser.display()))?;
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if started.elapsed() > TIMEOUT {
-            // The group's id is the child's pid, not reused while the child is unwaited.
-            // SAFETY: kill only sends a signal; a negative pid names a process group.
-            unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
-            let _ = child.wait();
-            bail!(
-                "{} did not finish printing within {} s",
-                browser.display(),
-                TIMEOUT.as_secs()
-            );
-        }
-        thread::sleep(Duration::from_millis(100));
-    };
+        .stderr(log);
+    let status = child::run(
+        &mut command,
+        &browser.display().to_string(),
+        TIMEOUT,
+        interrupt,
+    )?;
     let printed = fs::read(&pdf).unwrap_or_default();
     if !status.success() || !printed.starts_with(b"%PDF-") {
+        // One line: the log's last, where Chromium says why it stopped.
         let log = fs::read_to_string(&log_path).unwrap_or_default();
-        let tail: Vec<&str> = log.lines().rev().take(5).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        let last = log
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("(no log)");
         bail!(
-            "{} printed no PDF ({status}); its last lines:\n{}",
+            "{} printed no PDF ({status}): {}",
             browser.display(),
-            tail.join("\n")
+            last.trim()
         );
     }
     fs::write(out, printed).with_context(|| format!("cannot write {}", out.display()))?;
     Ok(())
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
 }
 
 /// `path` as a `file://` URL, with the bytes a URL cannot hold as they are percent-encoded.
