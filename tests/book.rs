@@ -36,23 +36,27 @@ fn rendered() -> &'static Path {
     })
 }
 
-/// Tells the reader a check did not run and how to run it, straight to stderr: libtest
-/// hides what a passing test prints through `println!` and `eprintln!`.
-fn say_skipped(line: &str) {
+/// A line for the reader, straight to stderr: libtest hides what a passing test prints
+/// through `println!` and `eprintln!`.
+fn say(line: &str) {
     use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "skipped {line}");
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
-/// A folder [`scratch_dir`] made, removed when the test is done with it (by a failed
-/// assertion too), unless [`Scratch::keep`] keeps it for the rest of the run.
+/// Tells the reader a check did not run, and how to run it.
+fn say_skipped(line: &str) {
+    say(&format!("skipped {line}"));
+}
+
+/// A folder [`scratch_dir`] made, removed when the test is done with it, unless the test
+/// failed or [`Scratch::keep`] keeps it for the rest of the run.
 struct Scratch(PathBuf);
 
 impl Scratch {
     /// For what the whole run shares (a rendered site): the next run removes it.
     fn keep(self) -> PathBuf {
-        let dir = self.0.clone();
-        std::mem::forget(self);
-        dir
+        let mut kept = std::mem::ManuallyDrop::new(self);
+        std::mem::take(&mut kept.0)
     }
 }
 
@@ -77,7 +81,16 @@ impl AsRef<std::ffi::OsStr> for Scratch {
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
+        // A failing test's folder stays, to be looked at (its PDF, its logs), until the next
+        // run removes it.
+        if std::thread::panicking() {
+            say(&format!(
+                "kept {} for a look: the test failed",
+                self.0.display()
+            ));
+        } else {
+            let _ = fs::remove_dir_all(&self.0);
+        }
     }
 }
 

@@ -42,17 +42,11 @@ const WIDTHS: [u32; 2] = [1280, 375];
 const HOW_TO_ENABLE: &str = "the browser tests: no Chromium/chromedriver; apt-get install \
      chromium chromium-driver to run them (BOOK_REQUIRE_BROWSER=1 makes this a failure)";
 
-/// Chromium and chromedriver, found on the `PATH` as a reader's shell would find them.
+/// Chromium (the one `cargo book pdf` prints with: `BOOK_CHROMIUM`, else the first on the
+/// `PATH`) and chromedriver (on the `PATH`; its version must match the browser's).
 struct Tools {
     chromium: PathBuf,
     chromedriver: PathBuf,
-}
-
-fn on_path(names: &[&str]) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .flat_map(|dir| names.iter().map(move |name| dir.join(name)))
-        .find(|candidate| candidate.is_file())
 }
 
 /// The browser, or `None` after saying once per run how to get one. With
@@ -63,9 +57,8 @@ fn tools() -> Option<&'static Tools> {
     let found = TOOLS
         .get_or_init(|| {
             Some(Tools {
-                // The one `cargo book pdf` prints with: BOOK_CHROMIUM, or the first on the PATH.
                 chromium: book_tool::pdf::find_browser()?,
-                chromedriver: on_path(&["chromedriver"])?,
+                chromedriver: book_tool::child::on_path("chromedriver")?,
             })
         })
         .as_ref();
@@ -73,7 +66,7 @@ fn tools() -> Option<&'static Tools> {
         let required = std::env::var_os("BOOK_REQUIRE_BROWSER").is_some_and(|v| v == "1");
         assert!(
             !required,
-            "no Chromium/chromedriver on the PATH, and BOOK_REQUIRE_BROWSER=1 requires them"
+            "no Chromium or no chromedriver, and BOOK_REQUIRE_BROWSER=1 requires them"
         );
         SAID.call_once(|| say_skipped(HOW_TO_ENABLE));
     }
@@ -385,7 +378,7 @@ fn strings(value: &Value) -> Vec<String> {
         .collect()
 }
 
-/// Loads `page`, and inspects it at its window's width.
+/// Loads `page`, and inspects it at the width it was loaded in.
 async fn visit(client: &Client, base: &str, page: &str) -> PageReport {
     step(
         &format!("load {page}"),
@@ -437,29 +430,35 @@ impl WebDriverCompatibleCommand for DevTools {
     }
 }
 
-/// Lays the open page out `width` CSS pixels wide, as a phone of that width would (Chromium's
-/// device emulation, the same as its DevTools' device toolbar): the page's styles and scripts
-/// see the new width at once, without loading the page again.
+/// Lays the open page out `width` CSS pixels wide, without loading it again: narrower than
+/// 500 px as a phone (a touch screen, whose CSS pixels are its pixels, as chromedriver's own
+/// mobile emulation sets it), else as a desktop window. Chromium's device emulation: the
+/// page's media queries and scripts see the new width at once.
 async fn emulate_width(client: &Client, width: u32) {
-    let command = DevTools(json!({
-        "cmd": "Emulation.setDeviceMetricsOverride",
-        "params": { "width": width, "height": 800, "deviceScaleFactor": 1, "mobile": width < 500 },
-    }));
-    step(
-        &format!("lay the page out {width} px wide"),
-        client.issue_cmd(command),
-    )
-    .await;
-    step(
-        &format!("set the sidebar for {width} px"),
-        client.execute(SIDEBAR_AS_LOADED, Vec::new()),
-    )
-    .await;
+    let phone = width < 500;
+    let commands = [
+        json!({
+            "cmd": "Emulation.setDeviceMetricsOverride",
+            "params": { "width": width, "height": 800, "deviceScaleFactor": 1, "mobile": phone },
+        }),
+        json!({
+            "cmd": "Emulation.setTouchEmulationEnabled",
+            "params": { "enabled": phone },
+        }),
+    ];
+    for command in commands {
+        step(
+            &format!("lay the page out {width} px wide"),
+            client.issue_cmd(DevTools(command)),
+        )
+        .await;
+    }
 }
 
 /// The sidebar as a page loaded at this width shows it: mdBook's start-up script opens it on
 /// a window 1080 px wide or more and closes it on a narrower one. The reader's own toggle
-/// button does it; the slide is then finished at once, so that it is measured at rest.
+/// button does it (and, as a reader's click does, stores the choice for the next page
+/// loaded that wide); the slide is then finished at once, so that it is measured at rest.
 const SIDEBAR_AS_LOADED: &str = r#"
 const open = document.body.clientWidth >= 1080;
 if (document.getElementById('mdbook-sidebar-toggle-anchor').checked !== open) {
@@ -485,7 +484,8 @@ fn pages(site: &Path) -> Vec<String> {
         .collect()
 }
 
-/// Every page at both widths (loaded once, looked at twice), shared by the tests that check a part of it.
+/// Every page at both widths (loaded once, looked at twice), shared by the tests that check
+/// a part of it.
 /// A failure to run the browser at all is kept as the reason, for each of them to report.
 type Sweep = Result<BTreeMap<(u32, String), PageReport>, String>;
 
@@ -520,17 +520,20 @@ fn run_sweep(tools: &Tools) -> BTreeMap<(u32, String), PageReport> {
             let base = base.clone();
             runs.push(async move {
                 let mut reports = Vec::new();
-                // Each page is loaded once and looked at in both widths: the width it was
-                // loaded in, then the other one (which the next page is loaded in).
-                let mut widths = WIDTHS;
+                // Each page is loaded once, as a phone loads it; then the window widens to
+                // a laptop's, with the sidebar that width opens, for a second look; then it
+                // narrows again for the next page.
+                let [wide, narrow] = WIDTHS;
                 for page in mine {
-                    reports.push((
-                        (widths[0], page.clone()),
-                        visit(&client, &base, &page).await,
-                    ));
-                    widths.reverse();
-                    emulate_width(&client, widths[0]).await;
-                    reports.push(((widths[0], page.clone()), inspect(&client, &page).await));
+                    emulate_width(&client, narrow).await;
+                    reports.push(((narrow, page.clone()), visit(&client, &base, &page).await));
+                    emulate_width(&client, wide).await;
+                    step(
+                        "open the sidebar",
+                        client.execute(SIDEBAR_AS_LOADED, Vec::new()),
+                    )
+                    .await;
+                    reports.push(((wide, page.clone()), inspect(&client, &page).await));
                 }
                 close(client).await;
                 reports

@@ -57,9 +57,7 @@ pub fn write(root: &Path, out: &Path, interrupt: &Interrupt) -> Result<()> {
     }
     for dir in &crates {
         let crate_dir = stage.path().join(dir);
-        if interrupt.is_set() {
-            bail!("interrupted");
-        }
+        interrupt.check()?;
         let names = lock(&crate_dir, &workspace.lock_text, interrupt)
             .with_context(|| format!("cannot lock {}", dir.display()))?;
         let manifest = crate_dir.join("Cargo.toml");
@@ -76,8 +74,10 @@ pub fn write(root: &Path, out: &Path, interrupt: &Interrupt) -> Result<()> {
         .arg(stage.path())
         .args(["README.md", "listings"])
         .stdin(Stdio::null());
-    let status = child::run(&mut tar, "tar", STEP_TIME, interrupt)
-        .context("cargo book archive needs tar (apt-get install tar)")?;
+    if child::on_path("tar").is_none() {
+        bail!("cargo book archive needs tar (apt-get install tar)");
+    }
+    let status = child::run(&mut tar, "tar", STEP_TIME, interrupt)?;
     if !status.success() {
         bail!("tar failed ({status})");
     }

@@ -6,28 +6,46 @@
 //! out. So the commands catch the signals, poll for them while they wait, and stop the way
 //! they stop on an error: children killed and reaped, scratch folders removed.
 
-use std::io;
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
+use std::{env, fmt, fs, io};
 
 use anyhow::{Context, Result, bail};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
-/// Set once Ctrl-C (SIGINT), SIGTERM or SIGHUP has arrived.
+/// Set once Ctrl-C (SIGINT), SIGTERM or SIGHUP has arrived: which one, for the exit status.
 #[derive(Clone, Default)]
-pub struct Interrupt(Arc<AtomicBool>);
+pub struct Interrupt {
+    caught: Arc<AtomicBool>,
+    signal: Arc<AtomicUsize>,
+}
 
 impl Interrupt {
-    /// From here on those signals no longer end the program at once: they set the flag
-    /// this returns, for the long steps to poll.
+    /// From here on those signals no longer end the program at once: the first sets the
+    /// flag this returns, for the long steps to poll. A second one ends the program at once,
+    /// as a reader who presses Ctrl-C again expects (a render cannot stop half-way).
     pub fn catch() -> io::Result<Interrupt> {
         let interrupt = Interrupt::default();
         for signal in [SIGINT, SIGTERM, SIGHUP] {
-            signal_hook::flag::register(signal, Arc::clone(&interrupt.0))?;
+            // Registered first, so it runs before the flag is set: the first signal finds
+            // it unset and only sets it.
+            signal_hook::flag::register_conditional_shutdown(
+                signal,
+                128 + signal,
+                Arc::clone(&interrupt.caught),
+            )?;
+            signal_hook::flag::register(signal, Arc::clone(&interrupt.caught))?;
+            signal_hook::flag::register_usize(
+                signal,
+                Arc::clone(&interrupt.signal),
+                signal as usize,
+            )?;
         }
         Ok(interrupt)
     }
@@ -39,9 +57,30 @@ impl Interrupt {
 
     pub fn is_set(&self) -> bool {
         // Only this flag is read through it: nothing else is published with it.
-        self.0.load(Ordering::Relaxed)
+        self.caught.load(Ordering::Relaxed)
+    }
+
+    /// Fails with [`Interrupted`] once a signal has arrived.
+    pub fn check(&self) -> Result<()> {
+        if self.is_set() {
+            return Err(Interrupted(self.signal.load(Ordering::Relaxed) as i32).into());
+        }
+        Ok(())
     }
 }
+
+/// The error a command stops with when a signal interrupted it: the program then exits with
+/// 128 + the signal's number, as a shell reports a program the signal ended.
+#[derive(Debug)]
+pub struct Interrupted(pub i32);
+
+impl fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("interrupted")
+    }
+}
+
+impl std::error::Error for Interrupted {}
 
 /// Runs `command` in a process group of its own until it ends. If `limit` passes or
 /// `interrupt` is set first, it kills the whole group (the program and whatever it started),
@@ -60,21 +99,35 @@ pub fn run(
     // Short programs (Cargo locking one crate) end within milliseconds: poll often at first.
     let mut pause = Duration::from_millis(1);
     loop {
-        if let Some(status) = child.try_wait()? {
+        let waited = child.try_wait();
+        if let Ok(Some(status)) = waited {
             return Ok(status);
         }
         let timed_out = started.elapsed() > limit;
-        if timed_out || interrupt.is_set() {
+        if waited.is_err() || timed_out || interrupt.is_set() {
             // The group's id is the child's pid, not reused while the child is unwaited.
             // SAFETY: kill only sends a signal; a negative pid names a process group.
             unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
+            // The program itself too, should it have left its group.
+            let _ = child.kill();
             let _ = child.wait();
-            if timed_out {
-                bail!("{what} did not finish within {} s", limit.as_secs());
-            }
-            bail!("interrupted");
+            waited.with_context(|| format!("cannot wait for {what}"))?;
+            interrupt.check()?;
+            bail!("{what} did not finish within {} s", limit.as_secs());
         }
         thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(50));
     }
+}
+
+/// `name` as a shell finds it: the first executable file of that name in a `PATH` folder.
+pub fn on_path(name: &str) -> Option<PathBuf> {
+    let path = env::var_os("PATH")?;
+    env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|file| is_executable(file))
+}
+
+fn is_executable(file: &Path) -> bool {
+    fs::metadata(file).is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Result;
-use book_tool::child::Interrupt;
+use book_tool::child::{Interrupt, Interrupted};
 use book_tool::serve::Event;
 use clap::{Parser, Subcommand};
 
@@ -58,6 +58,11 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // As a shell reports a program the signal ended: 128 + its number.
+        Err(ref e) if let Some(Interrupted(signal)) = e.downcast_ref() => {
+            eprintln!("book-tool: interrupted");
+            ExitCode::from(u8::try_from(128 + signal).unwrap_or(1))
+        }
         Err(e) => {
             eprintln!("book-tool: {e:#}");
             ExitCode::FAILURE
@@ -140,9 +145,7 @@ fn pdf(root: &Path, out: &Path) -> Result<()> {
     let out = std::env::current_dir()?.join(out);
     let site = tempfile::Builder::new().prefix("book-site.").tempdir()?;
     book_tool::render(root, site.path())?;
-    if interrupt.is_set() {
-        anyhow::bail!("interrupted");
-    }
+    interrupt.check()?;
     book_tool::pdf::print(site.path(), &out, &browser, &interrupt)?;
     println!("printed the book into {}", out.display());
     Ok(())

@@ -3,7 +3,6 @@
 
 use std::env;
 use std::fs::{self, File};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -33,16 +32,7 @@ pub fn find_browser() -> Option<PathBuf> {
     if let Some(path) = env::var_os("BOOK_CHROMIUM").filter(|path| !path.is_empty()) {
         return Some(PathBuf::from(path));
     }
-    let path = env::var_os("PATH")?;
-    BROWSERS.iter().find_map(|name| {
-        env::split_paths(&path)
-            .map(|dir| dir.join(name))
-            .find(|file| is_executable(file))
-    })
-}
-
-fn is_executable(file: &Path) -> bool {
-    fs::metadata(file).is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+    BROWSERS.iter().find_map(|name| child::on_path(name))
 }
 
 /// Prints `site`'s `print.html` (a book already rendered by [`crate::render`]) into `out`.
@@ -65,6 +55,8 @@ pub fn print(site: &Path, out: &Path, browser: &Path, interrupt: &Interrupt) -> 
         .arg("--headless")
         .arg("--disable-gpu")
         .arg("--no-first-run")
+        // Its crash handler would start in a session of its own, out of the group's reach.
+        .arg("--disable-crash-reporter")
         // Chromium's sandbox needs user namespaces, which containers, root and some
         // distributions' settings deny; it guards against hostile pages, and this browser
         // opens one file: the book's own print page.
