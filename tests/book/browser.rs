@@ -211,32 +211,44 @@ async fn close(client: Client) {
     step("close the session", client.close()).await;
 }
 
-/// chromedriver's browser log since the last read (the legacy `/se/log` endpoint: the W3C
-/// protocol has none). The log is emptied by each read.
+/// A chromedriver command beyond fantoccini's: a POST to the session's `path`, with `body`.
+/// Two are used: `se/log`, the browser log since the last read (the legacy endpoint: the W3C
+/// protocol has none; each read empties it), and `goog/cdp/execute`, a DevTools command.
 #[derive(Debug)]
-struct BrowserLog;
+struct SessionPost {
+    path: &'static str,
+    body: Value,
+}
 
-impl WebDriverCompatibleCommand for BrowserLog {
+impl WebDriverCompatibleCommand for SessionPost {
     fn endpoint(
         &self,
         base_url: &url::Url,
         session_id: Option<&str>,
     ) -> Result<url::Url, url::ParseError> {
         base_url.join(&format!(
-            "session/{}/se/log",
-            session_id.unwrap_or_default()
+            "session/{}/{}",
+            session_id.unwrap_or_default(),
+            self.path
         ))
     }
 
     fn method_and_body(&self, _: &url::Url) -> (Method, Option<String>) {
-        (Method::POST, Some(r#"{"type":"browser"}"#.to_string()))
+        (Method::POST, Some(self.body.to_string()))
     }
 }
 
 /// The errors in the browser log since the last read: console errors, uncaught exceptions,
 /// resources that failed to load.
 async fn console_errors(client: &Client) -> Vec<String> {
-    let log = step("read the browser log", client.issue_cmd(BrowserLog)).await;
+    let log = step(
+        "read the browser log",
+        client.issue_cmd(SessionPost {
+            path: "se/log",
+            body: json!({ "type": "browser" }),
+        }),
+    )
+    .await;
     log.as_array()
         .into_iter()
         .flatten()
@@ -409,27 +421,6 @@ async fn inspect(client: &Client, page: &str) -> PageReport {
     }
 }
 
-/// A DevTools command, sent through chromedriver (its `goog/cdp/execute` endpoint).
-#[derive(Debug)]
-struct DevTools(Value);
-
-impl WebDriverCompatibleCommand for DevTools {
-    fn endpoint(
-        &self,
-        base_url: &url::Url,
-        session_id: Option<&str>,
-    ) -> Result<url::Url, url::ParseError> {
-        base_url.join(&format!(
-            "session/{}/goog/cdp/execute",
-            session_id.unwrap_or_default()
-        ))
-    }
-
-    fn method_and_body(&self, _: &url::Url) -> (Method, Option<String>) {
-        (Method::POST, Some(self.0.to_string()))
-    }
-}
-
 /// Lays the open page out `width` CSS pixels wide, without loading it again: narrower than
 /// 500 px as a phone (a touch screen, whose CSS pixels are its pixels, as chromedriver's own
 /// mobile emulation sets it), else as a desktop window. Chromium's device emulation: the
@@ -449,7 +440,10 @@ async fn emulate_width(client: &Client, width: u32) {
     for command in commands {
         step(
             &format!("lay the page out {width} px wide"),
-            client.issue_cmd(DevTools(command)),
+            client.issue_cmd(SessionPost {
+                path: "goog/cdp/execute",
+                body: command,
+            }),
         )
         .await;
     }
