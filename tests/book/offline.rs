@@ -3,8 +3,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::thread;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use book_tool::child::Interrupt;
@@ -306,40 +305,9 @@ fn the_pdf_has_every_chapter_in_its_outline_and_every_code_line_whole() {
 
 /// Runs `command` to its end, or kills it after `limit`.
 fn run_within(command: &mut Command, limit: Duration) -> std::process::Output {
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the command");
-    // Read both pipes on threads of their own, so that a full pipe never stalls the child.
-    let stdout = child.stdout.take().expect("stdout");
-    let stderr = child.stderr.take().expect("stderr");
-    let read = |mut pipe: Box<dyn std::io::Read + Send>| {
-        thread::spawn(move || {
-            let mut bytes = Vec::new();
-            let _ = pipe.read_to_end(&mut bytes);
-            bytes
-        })
-    };
-    let (stdout, stderr) = (read(Box::new(stdout)), read(Box::new(stderr)));
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for the command") {
-            break status;
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{command:?} did not finish within {limit:?}");
-        }
-        thread::sleep(Duration::from_millis(50));
-    };
-    std::process::Output {
-        status,
-        stdout: stdout.join().expect("stdout"),
-        stderr: stderr.join().expect("stderr"),
-    }
+    let what = format!("{command:?}");
+    book_tool::child::output(command, &what, limit, &Interrupt::none())
+        .unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 /// udp-chat stands for them all: it uses another listing (decode-order) by path, and

@@ -3,7 +3,6 @@
 //! from the workspace written out, and each crate's own `Cargo.lock`.
 
 use std::fs;
-use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -401,26 +400,20 @@ fn lock(dir: &Path, workspace_lock: &str, interrupt: &Interrupt) -> Result<Vec<S
     let lock_path = dir.join("Cargo.lock");
     fs::write(&lock_path, workspace_lock)?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    // Cargo's complaint, read back for the one line that says what went wrong.
-    let mut errors = tempfile::tempfile()?;
     let mut metadata = Command::new(cargo);
     metadata
         .args(["metadata", "--format-version", "1", "--manifest-path"])
-        .arg(dir.join("Cargo.toml"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(errors.try_clone()?);
-    let status = child::run(&mut metadata, "cargo metadata", STEP_TIME, interrupt)?;
-    if !status.success() {
-        let mut text = String::new();
-        errors.seek(SeekFrom::Start(0))?;
-        errors.read_to_string(&mut text)?;
+        .arg(dir.join("Cargo.toml"));
+    let output = child::output(&mut metadata, "cargo metadata", STEP_TIME, interrupt)?;
+    if !output.status.success() {
+        // The one line of Cargo's complaint that says what went wrong.
+        let text = String::from_utf8_lossy(&output.stderr);
         let line = text
             .lines()
             .find(|l| l.starts_with("error"))
             .or_else(|| text.lines().find(|l| !l.trim().is_empty()))
             .unwrap_or("no message");
-        bail!("cargo metadata failed ({status}): {}", line.trim());
+        bail!("cargo metadata failed ({}): {}", output.status, line.trim());
     }
     let pruned: Table = read_toml(&lock_path)?;
     Ok(pruned

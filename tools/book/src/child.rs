@@ -6,10 +6,12 @@
 //! out. So the commands catch the signals, poll for them while they wait, and stop the way
 //! they stop on an error: children killed and reaped, scratch folders removed.
 
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus};
+use std::process::{Command, ExitStatus, Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
@@ -24,6 +26,8 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 pub struct Interrupt {
     caught: Arc<AtomicBool>,
     signal: Arc<AtomicUsize>,
+    /// Whether signals are caught at all ([`Interrupt::catch`]), or keep their default.
+    catching: bool,
 }
 
 impl Interrupt {
@@ -31,7 +35,10 @@ impl Interrupt {
     /// flag this returns, for the long steps to poll. A second one ends the program at once,
     /// as a reader who presses Ctrl-C again expects (a render cannot stop half-way).
     pub fn catch() -> io::Result<Interrupt> {
-        let interrupt = Interrupt::default();
+        let interrupt = Interrupt {
+            catching: true,
+            ..Interrupt::default()
+        };
         for signal in [SIGINT, SIGTERM, SIGHUP] {
             // Registered first, so it runs before the flag is set: the first signal finds
             // it unset and only sets it.
@@ -82,17 +89,25 @@ impl fmt::Display for Interrupted {
 
 impl std::error::Error for Interrupted {}
 
-/// Runs `command` in a process group of its own until it ends. If `limit` passes or
-/// `interrupt` is set first, it kills the whole group (the program and whatever it started),
-/// reaps the program, and fails. `what` names the program in the errors.
+/// Runs `command` until it ends. If `limit` passes or `interrupt` is set first, it kills the
+/// program and reaps it, and fails. `what` names the program in the errors.
+///
+/// Where `interrupt` catches the signals, the program gets a process group of its own, and
+/// the kill ends the whole group (Chromium's renderers with it): Ctrl-C at the terminal
+/// reaches only this program's group, which then stops the rest. Where the signals keep
+/// their default (the tests), the program stays in its caller's group, so that Ctrl-C
+/// reaches it as it reaches its caller.
 pub fn run(
     command: &mut Command,
     what: &str,
     limit: Duration,
     interrupt: &Interrupt,
 ) -> Result<ExitStatus> {
+    let own_group = interrupt.catching;
+    if own_group {
+        command.process_group(0);
+    }
     let mut child = command
-        .process_group(0)
         .spawn()
         .with_context(|| format!("cannot start {what}"))?;
     let started = Instant::now();
@@ -105,9 +120,11 @@ pub fn run(
         }
         let timed_out = started.elapsed() > limit;
         if waited.is_err() || timed_out || interrupt.is_set() {
-            // The group's id is the child's pid, not reused while the child is unwaited.
-            // SAFETY: kill only sends a signal; a negative pid names a process group.
-            unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
+            if own_group {
+                // The group's id is the child's pid, not reused while the child is unwaited.
+                // SAFETY: kill only sends a signal; a negative pid names a process group.
+                unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
+            }
             // The program itself too, should it have left its group.
             let _ = child.kill();
             let _ = child.wait();
@@ -118,6 +135,35 @@ pub fn run(
         thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(50));
     }
+}
+
+/// [`run`], with what the program writes to stdout and stderr kept and returned. The output
+/// goes to unnamed temporary files, not pipes: a program that writes more than a pipe holds
+/// never stalls while this waits, and no thread has to read for it.
+pub fn output(
+    command: &mut Command,
+    what: &str,
+    limit: Duration,
+    interrupt: &Interrupt,
+) -> Result<Output> {
+    let mut stdout = tempfile::tempfile()?;
+    let mut stderr = tempfile::tempfile()?;
+    command
+        .stdin(Stdio::null())
+        .stdout(stdout.try_clone()?)
+        .stderr(stderr.try_clone()?);
+    let status = run(command, what, limit, interrupt)?;
+    let read_back = |file: &mut File| -> io::Result<Vec<u8>> {
+        let mut bytes = Vec::new();
+        file.seek(SeekFrom::Start(0))?;
+        file.read_to_end(&mut bytes)?;
+        Ok(bytes)
+    };
+    Ok(Output {
+        status,
+        stdout: read_back(&mut stdout)?,
+        stderr: read_back(&mut stderr)?,
+    })
 }
 
 /// `name` as a shell finds it: the first executable file of that name in a `PATH` folder.

@@ -55,7 +55,7 @@ pub fn print(site: &Path, out: &Path, browser: &Path, interrupt: &Interrupt) -> 
         .arg("--headless")
         .arg("--disable-gpu")
         .arg("--no-first-run")
-        // Its crash handler would start in a session of its own, out of the group's reach.
+        // Its crash handler would start in a session of its own, out of reach of the kill.
         .arg("--disable-crash-reporter")
         // Chromium's sandbox needs user namespaces, which containers, root and some
         // distributions' settings deny; it guards against hostile pages, and this browser
