@@ -443,6 +443,21 @@ struct NoteSource {
     covers: bool,
 }
 
+/// How a page that teaches what the notes do not says so, on a line of its own near its top
+/// (`> **Beyond the notes.** ...`), and how such a listing's first line begins
+/// (`//! Beyond the notes: ...`). Such a source need not name a note; any ID it does name
+/// must still exist.
+const BEYOND_THE_NOTES: &str = "Beyond the notes";
+
+impl NoteSource {
+    fn is_beyond_the_notes(&self) -> bool {
+        self.text.lines().any(|line| {
+            let line = line.trim_start_matches(['>', ' ', '*']);
+            line.starts_with(BEYOND_THE_NOTES)
+        })
+    }
+}
+
 /// Every ID a page or a listing names must be one of the notes' (`readme`), every page of a
 /// chapter and every listing must name one, and every note must be covered by some page.
 fn note_id_problems(readme: &str, pages: &[NoteSource], listings: &[NoteSource]) -> Vec<String> {
@@ -457,8 +472,11 @@ fn note_id_problems(readme: &str, pages: &[NoteSource], listings: &[NoteSource])
                 source.name
             ));
         }
-        if source.covers && named.is_empty() {
-            problems.push(format!("{} names no note ID (S2.2, ...)", source.name));
+        if source.covers && named.is_empty() && !source.is_beyond_the_notes() {
+            problems.push(format!(
+                "{} names no note ID (S2.2, ...) and does not say \"{BEYOND_THE_NOTES}\"",
+                source.name
+            ));
         }
     }
     for page in pages.iter().filter(|p| p.covers) {
@@ -490,7 +508,10 @@ fn every_page_and_listing_names_notes_that_exist_and_every_note_has_a_page() {
             let text = fs::read_to_string(&main).unwrap_or_default();
             let first_line = text.lines().next().unwrap_or_default();
             NoteSource {
-                name: format!("{} (its first line: //! S<n>.<m>: ...)", relative(&main)),
+                name: format!(
+                    "{} (its first line: //! S<n>.<m>: ... or //! Beyond the notes: ...)",
+                    relative(&main)
+                ),
                 // Only a doc comment counts: the IDs go in the crate's first line.
                 text: first_line
                     .strip_prefix("//!")
@@ -589,21 +610,39 @@ fn the_note_id_check_flags_an_id_the_notes_lack_and_a_note_without_a_page() {
         source("http.md", "The note (S1.1) ...", true),
         source("udp.md", "The notes (S2.1–S2.2) ...", true),
         source("silent.md", "No ID here.", true),
+        source(
+            "beyond.md",
+            "# Readiness\n\n> **Beyond the notes.** The notes stop...",
+            true,
+        ),
+        source(
+            "beyond-ghost.md",
+            "> **Beyond the notes.** Unlike S2.7 ...",
+            true,
+        ),
+        source(
+            "mentions.md",
+            "Unlike the notes, beyond the notes ...",
+            true,
+        ),
     ];
     let listings = [
         source("udp-demo", " S2.1: the demo", true),
         source("udp-ghost", " S2.4: no such note", true),
         source("udp-range", " S2.2-S2.9: half a range", true),
+        source("mio-echo", " Beyond the notes: a readiness loop", true),
     ];
     assert_eq!(
         note_id_problems(readme, &pages, &listings),
         [
             "intro.md names S9.9, which the notes' README does not have",
-            "silent.md names no note ID (S2.2, ...)",
+            "silent.md names no note ID (S2.2, ...) and does not say \"Beyond the notes\"",
+            "beyond-ghost.md names S2.7, which the notes' README does not have",
+            "mentions.md names no note ID (S2.2, ...) and does not say \"Beyond the notes\"",
             "udp-ghost names S2.4, which the notes' README does not have",
-            "udp-ghost names no note ID (S2.2, ...)",
+            "udp-ghost names no note ID (S2.2, ...) and does not say \"Beyond the notes\"",
             "udp-range names S2.2–S2.9, which the notes' README does not have",
-            "udp-range names no note ID (S2.2, ...)",
+            "udp-range names no note ID (S2.2, ...) and does not say \"Beyond the notes\"",
             "S2.3, a section of the notes, is named by no page",
             "S3.1, a section of the notes, is named by no page",
         ]

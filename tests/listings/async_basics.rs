@@ -1,4 +1,4 @@
-//! Chapter 12 (S11.1): an event loop from scratch, then tokio's tasks, join!, select!,
+//! Chapter 13 (S11.1): an event loop from scratch, then tokio's tasks, join!, select!,
 //! timeouts and spawn_blocking.
 
 use crate::harness::{Transcript, assert_refused, assert_snapshot, compile_error, listing};
@@ -122,7 +122,7 @@ fn tokio_tasks_refuses_zero_workers() {
 #[test]
 fn a_task_that_borrows_a_local_does_not_compile() {
     let transcript =
-        compile_error("listings/12-async/tokio-tasks/does-not-compile/borrowed-task.rs");
+        compile_error("listings/13-async/tokio-tasks/does-not-compile/borrowed-task.rs");
     assert!(
         transcript.text.contains("error[E0373]"),
         "{}",

@@ -1,4 +1,4 @@
-//! Chapter 12 (S11.1), C10K: ten thousand connections at once against three servers.
+//! Chapter 13 (S11.1), C10K: ten thousand connections at once against three servers.
 
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! Chapter 12 (S11.1): the async echo server and its client. The server runs as a listing;
+//! Chapter 13 (S11.1): the async echo server and its client. The server runs as a listing;
 //! clients are the echo-client listing or sockets in the test, whose every read has a timeout.
 //! Each step waits for the server's log line before the next (the server logs a connection's
 //! end only once its task is reaped), so the logs come out in one order on every run.

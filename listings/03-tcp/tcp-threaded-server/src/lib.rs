@@ -2,7 +2,7 @@
 //! clients are served at once; messages are lines of GBK text, each answered
 //! with 我收到了; a client that stalls, drips, resets, stops mid-message or
 //! sends too much ends its own connection, never the server. A library as well as a program, so
-//! that chapter 12's C10K measurement runs this very server.
+//! that chapter 13's C10K measurement runs this very server.
 
 use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -1,4 +1,4 @@
-//! How many threads a process may start on this machine, and which limit says so. Chapter 12's
+//! How many threads a process may start on this machine, and which limit says so. Chapter 13's
 //! C10K measurement asks the same before it starts a thread per connection.
 //!
 //! Every thread is a task of the kernel: it takes a process id, counts against the user's

@@ -4,7 +4,7 @@
 //! long a line or shuts down its side ends its own connection, with a line in
 //! the log saying how. Ctrl-C or SIGTERM stops the server gracefully: it
 //! finishes and echoes every line it has begun to read, then closes; a second
-//! signal stops it at once. A library as well as a program, so that chapter 12's C10K
+//! signal stops it at once. A library as well as a program, so that chapter 13's C10K
 //! measurement runs this very server.
 
 use std::io::{self, ErrorKind};
