@@ -3,12 +3,13 @@
 //! `localhost` also means `::1` depends on the machine, so the snapshots leave `::1` out and
 //! the tests assert what holds on every machine.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::time::Duration;
 
+use encoding_rs::GBK;
 use socket2::{Domain, Socket, Type};
 
-use crate::harness::{Transcript, assert_snapshot, listing};
+use crate::harness::{Transcript, assert_snapshot, listing, serving};
 
 /// Whether this machine has IPv6 loopback: binding `[::1]:0` works.
 pub fn has_ipv6_loopback() -> bool {
@@ -168,4 +169,115 @@ fn resolve_wants_a_port() {
     let transcript = listing("resolve").args(["localhost"]).spawn().finish();
     assert_eq!(transcript.status.code(), Some(1), "{}", transcript.text);
     assert_snapshot!(transcript, "no-port");
+}
+
+/// Checks a listing's one-line error for `no-such-host.invalid`, whichever way the lookup failed
+/// (no such name, no name server): the reason is redacted.
+fn unresolvable(mut transcript: Transcript, prefix: &str) -> Transcript {
+    assert_eq!(transcript.status.code(), Some(1), "{}", transcript.text);
+    let line = format!("{prefix}no-such-host.invalid:80: ");
+    assert!(transcript.text.contains(&line), "{}", transcript.text);
+    transcript.redact_matches(&format!("({}).*", regex::escape(&line)), "${1}[WHY]");
+    transcript
+}
+
+#[test]
+fn udp_demo_sends_to_localhost() {
+    // The listing's socket is IPv4, so it sends to localhost's first IPv4 address, which is
+    // 127.0.0.1 on every machine.
+    let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    peer.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let name = format!("localhost:{}", peer.local_addr().unwrap().port());
+    let mut run = listing("udp-demo")
+        .args(["--bind", "127.0.0.1:0", "--peer", &name])
+        .spawn();
+    run.redact(&name, "localhost:[PORT]");
+    run.answer("message: ", "你好");
+    let mut buf = [0; 64];
+    let (len, from) = peer
+        .recv_from(&mut buf)
+        .unwrap_or_else(|e| run.fail(&format!("no datagram ({e})")));
+    assert_eq!(&buf[..len], &*GBK.encode("你好").0);
+    peer.send_to(&GBK.encode("我收到了").0, from).unwrap();
+    let transcript = run.finish();
+    assert!(
+        transcript.text.contains(">>>我收到了\n"),
+        "{}",
+        transcript.text
+    );
+    assert_snapshot!(transcript, "localhost");
+}
+
+#[test]
+fn udp_demo_reports_a_name_that_does_not_resolve() {
+    let transcript = listing("udp-demo")
+        .args(["--bind", "127.0.0.1:0", "--peer", "no-such-host.invalid:80"])
+        .spawn()
+        .finish();
+    assert_snapshot!(
+        unresolvable(transcript, "udp-demo: cannot resolve "),
+        "unresolvable"
+    );
+}
+
+#[test]
+fn tcp_client_connects_to_localhost() {
+    // The server listens on 127.0.0.1; where localhost is ::1 first, the client's attempt
+    // there is refused and it goes on to 127.0.0.1.
+    let (mut server, addr) = serving("tcp-server", &["--clients", "1"]);
+    let name = format!("localhost:{}", addr.port());
+    let mut client = listing("tcp-client").args(["--server", &name]).spawn();
+    client.redact(&name, "localhost:[PORT]");
+    client.answer("message: ", "你好");
+    server.wait_for_line("sent: 你好$");
+    let transcript = client.finish();
+    assert!(
+        transcript.text.contains("reply: 我收到了\n"),
+        "{}",
+        transcript.text
+    );
+    assert_snapshot!(transcript, "localhost");
+    server.finish();
+}
+
+#[test]
+fn tcp_client_reports_a_name_that_does_not_resolve() {
+    let transcript = listing("tcp-client")
+        .args(["--server", "no-such-host.invalid:80"])
+        .spawn()
+        .finish();
+    assert_snapshot!(
+        unresolvable(transcript, "tcp-client: cannot resolve "),
+        "unresolvable"
+    );
+}
+
+#[test]
+fn echo_client_connects_to_localhost() {
+    let (server, addr) = serving("echo-server", &["--quiet"]);
+    let name = format!("localhost:{}", addr.port());
+    let mut client = listing("echo-client")
+        .args(["--server", &name, "--connections", "2", "--messages", "2"])
+        .spawn();
+    client.redact(&name, "localhost:[PORT]");
+    let transcript = client.finish();
+    assert!(transcript.status.success(), "{}", transcript.text);
+    assert_snapshot!(transcript, "localhost");
+    server.ctrl_c();
+    let stopped = server.finish();
+    assert!(stopped.status.success(), "{}", stopped.text);
+}
+
+#[test]
+fn echo_client_reports_a_name_that_does_not_resolve() {
+    let transcript = listing("echo-client")
+        .args(["--server", "no-such-host.invalid:80", "--wait", "2"])
+        .spawn()
+        .finish();
+    assert_quick(&transcript);
+    assert_snapshot!(
+        unresolvable(transcript, "echo-client: cannot connect to "),
+        "unresolvable"
+    );
 }
