@@ -281,3 +281,62 @@ fn echo_client_reports_a_name_that_does_not_resolve() {
         "unresolvable"
     );
 }
+
+#[test]
+fn dual_stack_maps_ipv4_clients_unless_v6only() {
+    if !has_ipv6_loopback() {
+        eprintln!("dual_stack: skipped, this machine has no IPv6 loopback (cannot bind [::1]:0)");
+        return;
+    }
+    let mut transcript = listing("dual-stack").spawn().finish();
+    let text = transcript.text.clone();
+    assert!(transcript.status.success(), "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    // With IPV6_V6ONLY off, an IPv4 client is a v4-mapped IPv6 peer, and to_canonical
+    // gives its IPv4 address back; with it on, the IPv4 connection is refused. ::1 is
+    // accepted either way.
+    let after = |header: &str| {
+        let at = lines
+            .iter()
+            .position(|line| line.starts_with("[::]:") && line.ends_with(header))
+            .unwrap_or_else(|| panic!("no {header:?} section:\n{text}"));
+        (lines[at + 1], lines[at + 2])
+    };
+    let (v4, v6) = after("with IPV6_V6ONLY off:");
+    assert!(
+        v4.starts_with("  from 127.0.0.1: accepted, peer [::ffff:127.0.0.1]:")
+            && v4.contains(", to_canonical 127.0.0.1:"),
+        "{text}"
+    );
+    assert!(
+        v6.starts_with("  from ::1: accepted, peer [::1]:"),
+        "{text}"
+    );
+    let (v4, v6) = after("with IPV6_V6ONLY on:");
+    assert!(
+        v4.starts_with("  from 127.0.0.1: Connection refused"),
+        "{text}"
+    );
+    assert!(
+        v6.starts_with("  from ::1: accepted, peer [::1]:"),
+        "{text}"
+    );
+
+    // std's bind keeps the system's default: v6only exactly when bindv6only is 1. Both are
+    // the machine's, and hidden in the snapshot.
+    let std_v6only = text.contains("std's TcpListener::bind(\"[::]:0\"): IPV6_V6ONLY on\n");
+    if let Some(value) = lines
+        .iter()
+        .find_map(|line| line.strip_prefix("net.ipv6.bindv6only = "))
+    {
+        assert_eq!(std_v6only, value == "1", "{text}");
+    }
+    transcript.redact_matches(r"(net\.ipv6\.bindv6only = )\d", "${1}[0 or 1]");
+    transcript.redact_matches(
+        r"(TcpListener::bind\(.*\): IPV6_V6ONLY )(on|off)",
+        "${1}[off or on]",
+    );
+    transcript.redact_matches(r"\[::\]:\d+ with", "[::]:[PORT] with");
+    transcript.redact_matches(r"\[::ffff:127\.0\.0\.1\]:\d+", "[::ffff:127.0.0.1]:[PORT]");
+    assert_snapshot!(transcript, "demo");
+}
