@@ -24,6 +24,12 @@ fn closed(addr: SocketAddr) -> std::io::Result<Socket> {
     Ok(socket)
 }
 
+/// Where `localhost` is `::1` first, a client tries `[::1]:PORT` before the test's server on
+/// 127.0.0.1: holding that port (where the machine has ::1) makes sure it is refused.
+fn hold_ipv6_loopback(port: u16) -> Option<Socket> {
+    closed(SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port))).ok()
+}
+
 /// The address lines under `NAME resolves to:`.
 fn resolved(text: &str, name: &str) -> Vec<String> {
     text.split(&format!("{name} resolves to:\n"))
@@ -226,6 +232,7 @@ fn tcp_client_connects_to_localhost() {
     // The server listens on 127.0.0.1; where localhost is ::1 first, the client's attempt
     // there is refused and it goes on to 127.0.0.1.
     let (mut server, addr) = serving("tcp-server", &["--clients", "1"]);
+    let _held = hold_ipv6_loopback(addr.port());
     let name = format!("localhost:{}", addr.port());
     let mut client = listing("tcp-client").args(["--server", &name]).spawn();
     client.redact(&name, "localhost:[PORT]");
@@ -256,6 +263,7 @@ fn tcp_client_reports_a_name_that_does_not_resolve() {
 #[test]
 fn echo_client_connects_to_localhost() {
     let (server, addr) = serving("echo-server", &["--quiet"]);
+    let _held = hold_ipv6_loopback(addr.port());
     let name = format!("localhost:{}", addr.port());
     let mut client = listing("echo-client")
         .args(["--server", &name, "--connections", "2", "--messages", "2"])
