@@ -12,6 +12,7 @@ mod http;
 mod ipc;
 mod iterators;
 mod mutex;
+mod names;
 mod queues;
 mod tcp;
 mod thread_communication;

@@ -2,7 +2,7 @@
 //! `ip:port>>>text`.
 
 use std::io::{self, BufRead, ErrorKind, Write};
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -16,9 +16,9 @@ struct Args {
     /// Local address to bind (port 0 lets the system choose one).
     #[arg(long, default_value = "127.0.0.1:6666")]
     bind: SocketAddr,
-    /// Where to send the line.
+    /// Where to send the line: host:port, a name or an IP address.
     #[arg(long, default_value = "127.0.0.1:8888")]
-    peer: SocketAddr,
+    peer: String,
     /// Seconds to wait for the reply.
     #[arg(long, default_value_t = 30)]
     #[arg(value_parser = clap::value_parser!(u64).range(1..))]
@@ -37,6 +37,7 @@ fn main() -> ExitCode {
 
 // ANCHOR: run
 fn run(args: Args) -> Result<()> {
+    let peer = first_of_family(&args.peer, args.bind.is_ipv4())?;
     let socket = UdpSocket::bind(args.bind)
         .with_context(|| format!("cannot bind {}", args.bind))?;
     println!("bound to {}", socket.local_addr()?);
@@ -64,8 +65,8 @@ fn run(args: Args) -> Result<()> {
         bail!("{line:?} has characters that GBK cannot encode");
     }
     socket
-        .send_to(&bytes, args.peer)
-        .with_context(|| format!("cannot send to {}", args.peer))?;
+        .send_to(&bytes, peer)
+        .with_context(|| format!("cannot send to {peer}"))?;
 
     socket.set_read_timeout(Some(Duration::from_secs(args.wait)))?;
     // The note's 1024 bytes, plus one: a datagram that fills the extra byte was
@@ -100,3 +101,18 @@ fn run(args: Args) -> Result<()> {
     Ok(())
 }
 // ANCHOR_END: run
+
+// ANCHOR: peer
+/// The first address of `peer` in the socket's family, as Python's `sendto`
+/// picks it: `localhost` may be `::1` first, which an IPv4 socket cannot
+/// reach. The lookup blocks, bounded by the resolver's own timeouts.
+fn first_of_family(peer: &str, ipv4: bool) -> Result<SocketAddr> {
+    let mut addrs = peer
+        .to_socket_addrs()
+        .with_context(|| format!("cannot resolve {peer}"))?;
+    let family = if ipv4 { "IPv4" } else { "IPv6" };
+    addrs
+        .find(|addr| addr.is_ipv4() == ipv4)
+        .with_context(|| format!("{peer} has no {family} address"))
+}
+// ANCHOR_END: peer

@@ -3,7 +3,7 @@
 //! the reply, close.
 
 use std::io::{self, BufRead, ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{TcpStream, ToSocketAddrs};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -14,9 +14,10 @@ use encoding_rs::GBK;
 /// Send one line to a TCP server, GBK-encoded, and print its reply.
 #[derive(Parser)]
 struct Args {
-    /// The server's address (the notes' server listens on 6667 by mistake).
+    /// The server's host:port, a name or an IP address (the notes' server
+    /// listens on 6667 by mistake).
     #[arg(long, default_value = "127.0.0.1:6666")]
-    server: SocketAddr,
+    server: String,
     /// Seconds to wait for the connection and for the reply.
     #[arg(long, default_value_t = 30)]
     #[arg(value_parser = clap::value_parser!(u64).range(1..))]
@@ -36,9 +37,12 @@ fn main() -> ExitCode {
 // ANCHOR: run
 fn run(args: Args) -> Result<()> {
     let wait = Duration::from_secs(args.wait);
-    let mut stream = TcpStream::connect_timeout(&args.server, wait)
-        .with_context(|| format!("cannot connect to {}", args.server))?;
-    println!("connected to {} from {}", args.server, stream.local_addr()?);
+    let mut stream = connect(&args.server, wait)?;
+    println!(
+        "connected to {} from {}",
+        stream.peer_addr()?,
+        stream.local_addr()?
+    );
 
     print!("message: ");
     io::stdout().flush()?;
@@ -90,3 +94,27 @@ fn run(args: Args) -> Result<()> {
     Ok(())
 }
 // ANCHOR_END: run
+
+// ANCHOR: connect
+/// Each address `server` resolves to, in turn, as `TcpStream::connect` tries
+/// them, but with a timeout for each; the error is the last address's.
+fn connect(server: &str, wait: Duration) -> Result<TcpStream> {
+    // The lookup blocks, bounded by the resolver's own timeouts.
+    let addrs = server
+        .to_socket_addrs()
+        .with_context(|| format!("cannot resolve {server}"))?;
+    let mut last_error = None;
+    for addr in addrs {
+        match TcpStream::connect_timeout(&addr, wait) {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last_error = Some(e),
+        }
+    }
+    match last_error {
+        Some(e) => {
+            Err(e).with_context(|| format!("cannot connect to {server}"))
+        }
+        None => bail!("{server} has no address"),
+    }
+}
+// ANCHOR_END: connect

@@ -4,7 +4,6 @@
 //! has a timeout.
 
 use std::io::{self, ErrorKind};
-use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -17,9 +16,9 @@ use tokio::time::timeout;
 /// Talk to an echo server over many connections at once, checking each echo.
 #[derive(Parser)]
 struct Args {
-    /// The echo server's address.
+    /// The echo server's host:port, a name or an IP address.
     #[arg(long, default_value = "127.0.0.1:7777")]
-    server: SocketAddr,
+    server: String,
     /// Connections to open, all at once.
     #[arg(long, default_value_t = 3)]
     #[arg(value_parser = clap::value_parser!(u32).range(1..=1000))]
@@ -54,7 +53,9 @@ async fn talk(args: Args) -> Result<()> {
     let wait = Duration::from_secs(args.wait);
     let mut streams = Vec::new();
     for _ in 0..args.connections {
-        let stream = within(wait, TcpStream::connect(args.server))
+        // A name is resolved on tokio's blocking pool, and each of its
+        // addresses tried in turn; the timeout covers both.
+        let stream = within(wait, TcpStream::connect(args.server.as_str()))
             .await
             .with_context(|| format!("cannot connect to {}", args.server))?;
         streams.push(stream);
