@@ -7,6 +7,7 @@
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::ExitCode;
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -76,11 +77,16 @@ fn run(args: &Args) -> Result<()> {
 
     // The peer sends a line after `delay`; we wait for it twice: retrying
     // a non-blocking read, then with one blocking read.
+    // The second line waits for `go`, so that each wait is a whole `delay`.
     let delay = Duration::from_millis(args.delay);
+    let (go, ready) = mpsc::channel();
     let sender = thread::spawn(move || -> io::Result<TcpStream> {
         for line in [b"first\n", b"again\n"] {
             thread::sleep(delay);
             peer.write_all(line)?;
+            if ready.recv().is_err() {
+                break; // the reader has given up
+            }
         }
         Ok(peer)
     });
@@ -100,6 +106,7 @@ fn run(args: &Args) -> Result<()> {
     );
     // ANCHOR_END: spin
 
+    go.send(())?;
     // ANCHOR: blocking
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(PATIENCE))?;
@@ -112,6 +119,7 @@ fn run(args: &Args) -> Result<()> {
         cpu.div_duration_f64(wall)
     );
     // ANCHOR_END: blocking
+    go.send(())?;
     let peer = sender.join().expect("the sender panicked")?;
 
     // ANCHOR: write
