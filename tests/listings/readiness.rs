@@ -1,12 +1,13 @@
 //! Chapter 12 (beyond the notes), readiness: non-blocking sockets, and an echo server on mio.
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Socket, Type};
 
-use crate::harness::{Run, Transcript, assert_refused, assert_snapshot, listing, reset, serving};
+use crate::echo::{client, expect_echo, named, read_to_eof, stop, three_at_once};
+use crate::harness::{Run, assert_refused, assert_snapshot, listing, reset, serving};
 
 /// A duration as `{:?}` prints it (`11.585ms`, `83µs`): what the snapshot shows as
 /// [DURATION].
@@ -72,49 +73,11 @@ fn nonblocking_refuses_a_zero_delay() {
     assert_refused!("nonblocking", &["--delay", "0"], "zero-delay");
 }
 
-/// Shows `stream`'s address in the server's log as `[client NAME]`, and gives its reads and
-/// writes a timeout.
-fn named(server: &mut Run, stream: &TcpStream, name: &str) {
-    let patience = Some(Duration::from_secs(30));
-    stream.set_read_timeout(patience).unwrap();
-    stream.set_write_timeout(patience).unwrap();
-    let local = stream.local_addr().unwrap().to_string();
-    server.redact(&local, &format!("[client {name}]"));
-}
-
-/// A test client, named in the log; waits until the server has accepted it.
-fn client(server: &mut Run, addr: SocketAddr, name: &str) -> TcpStream {
-    let stream = TcpStream::connect(addr).expect("connect to the server");
-    named(server, &stream, name);
-    server.wait_for_line(&format!(r"^\[client {name}\] connected$"));
-    stream
-}
-
-fn expect_echo(stream: &mut TcpStream, server: &Run, expected: &str) {
-    let mut echo = vec![0; expected.len()];
-    if let Err(e) = stream.read_exact(&mut echo) {
-        server.fail(&format!("no echo of {expected:?} ({e})"));
-    }
-    assert_eq!(String::from_utf8_lossy(&echo), expected);
-}
-
 /// Half-closes, then reads until the server closes its side too.
 fn say_goodbye(mut stream: TcpStream, server: &mut Run, name: &str) {
     stream.shutdown(Shutdown::Write).unwrap();
-    let mut rest = Vec::new();
-    if let Err(e) = stream.read_to_end(&mut rest) {
-        server.fail(&format!("no end of stream from the server ({e})"));
-    }
-    assert!(rest.is_empty(), "{} bytes after the last echo", rest.len());
+    assert_eq!(read_to_eof(&mut stream, server), "");
     server.wait_for_line(&format!(r"^\[client {name}\] closed its side"));
-}
-
-/// Ctrl-C, then the server's exit with status 0.
-fn stop(server: Run) -> Transcript {
-    server.ctrl_c();
-    let transcript = server.finish();
-    assert!(transcript.status.success(), "{}", transcript.text);
-    transcript
 }
 
 #[test]
@@ -131,7 +94,7 @@ fn mio_echo_server_serves_echo_client_over_many_connections() {
         10
     );
     assert_snapshot!(client, "mio-server");
-    let log = stop(server).text;
+    let log = stop(server, "INT").text;
     assert!(!log.contains("connected"), "{log}");
     assert!(log.contains("shut down: 10 served;"), "{log}");
 }
@@ -139,24 +102,11 @@ fn mio_echo_server_serves_echo_client_over_many_connections() {
 #[test]
 fn mio_echo_server_serves_three_clients_at_once() {
     let (mut server, addr) = serving("mio-echo-server", &[]);
-    let mut a = client(&mut server, addr, "A");
-    let mut b = client(&mut server, addr, "B");
-    let mut c = client(&mut server, addr, "C");
-    // The last to connect is echoed first, while A and B are open and silent.
-    c.write_all(b"C first\n").unwrap();
-    expect_echo(&mut c, &server, "C first\n");
-    b.write_all(b"then B\n").unwrap();
-    expect_echo(&mut b, &server, "then B\n");
-    // Two lines in one write, and one line in two writes: newlines frame the lines.
-    a.write_all(b"A, one\nA, two\n").unwrap();
-    expect_echo(&mut a, &server, "A, one\nA, two\n");
-    a.set_nodelay(true).unwrap();
-    a.write_all(b"A, in ").unwrap();
-    a.write_all(b"two writes\n").unwrap();
-    expect_echo(&mut a, &server, "A, in two writes\n");
+    // The same three clients as chapter 13's tokio server gets.
+    let [a, b, (mut c, _)] = three_at_once(&mut server, addr);
     // A tail without a newline is never echoed.
     c.write_all(b"tail").unwrap();
-    for (stream, name) in [(a, "A"), (b, "B"), (c, "C")] {
+    for (stream, name) in [a, b, (c, "C")] {
         say_goodbye(stream, &mut server, name);
     }
     // A reset, after one line.
@@ -169,7 +119,7 @@ fn mio_echo_server_serves_three_clients_at_once() {
     let mut long = client(&mut server, addr, "long");
     long.write_all(&[b'x'; 2000]).unwrap();
     server.wait_for_line(r"^\[client long\] sent a line over 1024 bytes; hanging up$");
-    let transcript = stop(server);
+    let transcript = stop(server, "INT");
     let log = &transcript.text;
     assert!(
         log.contains("mid-line (4 bytes dropped); closed ours"),
@@ -217,7 +167,7 @@ fn mio_echo_server_keeps_what_a_slow_reader_has_not_taken() {
     server.wait_for_line(&format!(
         r"^\[client slow\] closed its side after {lines} lines; closed ours$"
     ));
-    let mut transcript = stop(server);
+    let mut transcript = stop(server, "INT");
     // How often the writes came back short depends on the kernel's buffers; never 0.
     let summary = transcript.text.lines().last().unwrap().to_string();
     let count = |before: &str| -> u64 {
@@ -254,7 +204,7 @@ fn mio_echo_server_hangs_up_on_an_idle_client() {
     let mut rest = Vec::new();
     quiet.read_to_end(&mut rest).unwrap();
     assert!(rest.is_empty());
-    let transcript = stop(server);
+    let transcript = stop(server, "INT");
     // Not the default 60 s.
     assert!(
         started.elapsed() < Duration::from_secs(40),

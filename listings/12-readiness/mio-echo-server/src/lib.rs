@@ -87,6 +87,7 @@ struct Counts {
 pub fn run(args: Args) -> Result<()> {
     let mut poll = Poll::new().context("cannot create the poll")?;
     let mut listener = listen(args.bind, args.backlog)
+        .map(TcpListener::from_std)
         .with_context(|| format!("cannot listen on {}", args.bind))?;
     let registry = poll.registry();
     registry.register(&mut listener, LISTENER, Interest::READABLE)?;
@@ -407,21 +408,24 @@ fn write(connection: &mut Connection, counts: &mut Counts) -> io::Result<bool> {
 }
 // ANCHOR_END: write
 
-/// As chapter 13's server does: socket2 sets the backlog that `bind` does
-/// not let us choose.
-fn listen(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
+/// A non-blocking listener with the backlog chosen: socket2 sets what std's
+/// `bind` does not let us choose. Chapter 13's tokio server takes it too.
+pub fn listen(
+    addr: SocketAddr,
+    backlog: i32,
+) -> io::Result<std::net::TcpListener> {
     let domain = Domain::for_address(addr);
     let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     socket.listen(backlog)?;
-    Ok(TcpListener::from_std(socket.into()))
+    Ok(socket.into())
 }
 
 /// A client's reset shows as one of these, depending on what the server was
 /// doing when it came: reading, writing, or shutting down its own side.
-fn is_reset(e: &io::Error) -> bool {
+pub fn is_reset(e: &io::Error) -> bool {
     matches!(
         e.kind(),
         ErrorKind::ConnectionReset
@@ -430,11 +434,12 @@ fn is_reset(e: &io::Error) -> bool {
     )
 }
 
-fn reset(lines_read: u64) -> String {
+pub fn reset(lines_read: u64) -> String {
     format!("reset the connection after {}", lines(lines_read))
 }
 
-fn lines(n: u64) -> String {
+/// `1 line`, `2 lines`: how the log counts.
+pub fn lines(n: u64) -> String {
     if n == 1 {
         "1 line".into()
     } else {
