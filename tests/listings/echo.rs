@@ -13,7 +13,7 @@ use crate::harness::{Run, Transcript, assert_refused, assert_snapshot, listing, 
 
 /// A test client, named in the server's log as `[client NAME]`; waits until the server has
 /// accepted it.
-fn client(server: &mut Run, addr: SocketAddr, name: &str) -> TcpStream {
+pub(crate) fn client(server: &mut Run, addr: SocketAddr, name: &str) -> TcpStream {
     let stream = TcpStream::connect(addr).expect("connect to the server");
     named(server, &stream, name);
     server.wait_for_line(&format!(r"^\[client {name}\] connected$"));
@@ -22,7 +22,7 @@ fn client(server: &mut Run, addr: SocketAddr, name: &str) -> TcpStream {
 
 /// Shows `stream`'s address in the server's log as `[client NAME]`, and gives its reads and
 /// writes a timeout.
-fn named(server: &mut Run, stream: &TcpStream, name: &str) {
+pub(crate) fn named(server: &mut Run, stream: &TcpStream, name: &str) {
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
@@ -34,7 +34,7 @@ fn named(server: &mut Run, stream: &TcpStream, name: &str) {
 }
 
 /// Reads exactly `expected` back: the echo, newline included.
-fn expect_echo(stream: &mut TcpStream, server: &Run, expected: &str) {
+pub(crate) fn expect_echo(stream: &mut TcpStream, server: &Run, expected: &str) {
     let mut echo = vec![0; expected.len()];
     if let Err(e) = stream.read_exact(&mut echo) {
         server.fail(&format!("no echo of {expected:?} ({e})"));
@@ -43,7 +43,7 @@ fn expect_echo(stream: &mut TcpStream, server: &Run, expected: &str) {
 }
 
 /// Reads until the server closes its side: returns what came before the end of the stream.
-fn read_to_eof(stream: &mut TcpStream, server: &Run) -> String {
+pub(crate) fn read_to_eof(stream: &mut TcpStream, server: &Run) -> String {
     let mut rest = Vec::new();
     if let Err(e) = stream.read_to_end(&mut rest) {
         server.fail(&format!("no end of stream from the server ({e})"));
@@ -53,7 +53,7 @@ fn read_to_eof(stream: &mut TcpStream, server: &Run) -> String {
 
 /// Ctrl-C (`INT`, to the whole group, as a terminal sends it) or another signal, then the
 /// server's exit: status 0.
-fn stop(server: Run, name: &str) -> Transcript {
+pub(crate) fn stop(server: Run, name: &str) -> Transcript {
     if name == "INT" {
         server.ctrl_c();
     } else {
@@ -187,27 +187,32 @@ fn echo_server_refuses_a_zero_backlog() {
     assert_refused!("echo-server", &["--backlog", "0"], "zero-backlog");
 }
 
-#[test]
-fn echo_server_serves_three_clients_at_once() {
-    let (mut server, addr) = serving("echo-server", &[]);
-    let mut a = client(&mut server, addr, "A");
-    let mut b = client(&mut server, addr, "B");
-    let mut c = client(&mut server, addr, "C");
+/// Three clients, A, B and C, talk to an echo server at once (chapter 12's mio server too):
+/// returns them, open, with their names.
+pub(crate) fn three_at_once(server: &mut Run, addr: SocketAddr) -> [(TcpStream, &'static str); 3] {
+    let mut a = client(server, addr, "A");
+    let mut b = client(server, addr, "B");
+    let mut c = client(server, addr, "C");
     // The last to connect is echoed first, while A and B are still open and silent: a
     // server that served one connection at a time would still be waiting on A.
     c.write_all(b"C first\n").unwrap();
-    expect_echo(&mut c, &server, "C first\n");
+    expect_echo(&mut c, server, "C first\n");
     b.write_all(b"then B\n").unwrap();
-    expect_echo(&mut b, &server, "then B\n");
+    expect_echo(&mut b, server, "then B\n");
     // Two lines in one write, and one line in two writes: newlines frame the lines.
     a.write_all(b"A, one\nA, two\n").unwrap();
-    expect_echo(&mut a, &server, "A, one\nA, two\n");
+    expect_echo(&mut a, server, "A, one\nA, two\n");
     a.set_nodelay(true).unwrap();
     a.write_all(b"A, in ").unwrap();
     a.write_all(b"two writes\n").unwrap();
-    expect_echo(&mut a, &server, "A, in two writes\n");
+    expect_echo(&mut a, server, "A, in two writes\n");
+    [(a, "A"), (b, "B"), (c, "C")]
+}
 
-    for (mut stream, name) in [(a, "A"), (b, "B"), (c, "C")] {
+#[test]
+fn echo_server_serves_three_clients_at_once() {
+    let (mut server, addr) = serving("echo-server", &[]);
+    for (mut stream, name) in three_at_once(&mut server, addr) {
         stream.shutdown(Shutdown::Write).unwrap();
         assert_eq!(read_to_eof(&mut stream, &server), "");
         server.wait_for_line(&format!(r"^\[client {name}\] closed its side"));

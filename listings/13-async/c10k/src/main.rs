@@ -1,7 +1,7 @@
 //! S11.1: C10K, measured. N connections at once on loopback, each doing
 //! request/response round trips, against chapter 3's thread-per-connection
-//! server, this chapter's tokio echo server and, if python3 is here, an
-//! asyncio echo server. Linux only: it reads what it reports from /proc; on
+//! server, this chapter's tokio echo server, chapter 12's mio echo server
+//! and, if python3 is here, an asyncio echo server. Linux only: it reads what it reports from /proc; on
 //! another system it says so and exits.
 
 use std::fmt::Write as _;
@@ -25,7 +25,7 @@ use c10k::server::{self, Server, ServerChild};
 use c10k::system;
 use io_bound::grouped;
 
-/// Hold N loopback connections at once against three servers and measure.
+/// Hold N loopback connections at once against four servers and measure.
 #[derive(Parser)]
 struct Args {
     #[command(subcommand)]
@@ -90,7 +90,7 @@ fn run(args: &Args) -> Result<()> {
         "{most} connections need as many local ports; this machine has {ports}"
     );
     let threads = io_bound::thread_limit()?;
-    let mut servers = vec![Server::Threads, Server::Tokio];
+    let mut servers = vec![Server::Threads, Server::Tokio, Server::Mio];
     if !args.no_python {
         if server::python3_present() {
             servers.push(Server::Asyncio);

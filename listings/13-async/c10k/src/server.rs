@@ -1,4 +1,4 @@
-//! The three servers, each in a child process of its own, so that the
+//! The four servers, each in a child process of its own, so that the
 //! threads, CPU time and memory read from `/proc` are the server's alone.
 
 use std::env;
@@ -24,6 +24,7 @@ use nix::unistd::Pid;
 pub enum Server {
     Threads,
     Tokio,
+    Mio,
     Asyncio,
 }
 
@@ -32,6 +33,7 @@ impl Server {
         match self {
             Server::Threads => "threads",
             Server::Tokio => "tokio",
+            Server::Mio => "mio",
             Server::Asyncio => "asyncio",
         }
     }
@@ -42,7 +44,7 @@ impl Server {
 const BACKLOG: &str = "4096";
 
 // ANCHOR: serve
-/// The child's side: the very servers of chapter 3 and of this chapter,
+/// The child's side: the very servers of chapters 3, 12 and 13,
 /// started through their own command lines, told to log nothing per
 /// connection.
 pub fn serve(server: Server) -> Result<()> {
@@ -59,6 +61,10 @@ pub fn serve(server: Server) -> Result<()> {
         Server::Tokio => {
             use echo_server::{Args, run};
             run(Args::parse_from(once("echo-server").chain(options)))
+        }
+        Server::Mio => {
+            use mio_echo_server::{Args, run};
+            run(Args::parse_from(once("mio-echo-server").chain(options)))
         }
         Server::Asyncio => bail!("asyncio's server is Python's"),
     }
@@ -215,7 +221,7 @@ impl ServerChild {
         &self.pid
     }
 
-    /// SIGTERM, as a service manager stops a server: tokio's and asyncio's
+    /// SIGTERM, as a service manager stops a server: tokio's, mio's and asyncio's
     /// shut down and exit with 0; chapter 3's has no shutdown, and the
     /// signal ends it. Anything else, and anything it printed after its
     /// address, is an error.
@@ -244,18 +250,21 @@ impl ServerChild {
             .unwrap_or_default();
         let expected = match self.server {
             Server::Threads => status.signal() == Some(Signal::SIGTERM as i32),
-            Server::Tokio | Server::Asyncio => status.success(),
+            Server::Tokio | Server::Mio | Server::Asyncio => status.success(),
         };
         let last = errors
             .lines()
             .last()
             .map_or(String::new(), |l| format!(": {l}"));
         ensure!(expected, "the {name} server ended with {status}{last}");
-        // The tokio server ends with a summary of its shutdown.
+        // The tokio and mio servers end with a summary of their shutdown.
         let printed: Vec<String> = self.lines.try_iter().collect();
         let unexpected: Vec<&String> = printed
             .iter()
-            .filter(|line| !(self.server == Server::Tokio && is_summary(line)))
+            .filter(|line| {
+                !(matches!(self.server, Server::Tokio | Server::Mio)
+                    && is_summary(line))
+            })
             .collect();
         ensure!(
             unexpected.is_empty(),
@@ -266,8 +275,7 @@ impl ServerChild {
 }
 
 fn is_summary(line: &str) -> bool {
-    line.starts_with("SIGTERM: stopped accepting")
-        || line.starts_with("shut down: ")
+    line.starts_with("SIGTERM: stopped") || line.starts_with("shut down: ")
 }
 
 impl Drop for ServerChild {

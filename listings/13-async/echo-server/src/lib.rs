@@ -7,13 +7,13 @@
 //! signal stops it at once. A library as well as a program, so that chapter 13's C10K
 //! measurement runs this very server.
 
-use std::io::{self, ErrorKind};
+use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use socket2::{Domain, Protocol, Socket, Type};
+use mio_echo_server::{is_reset, lines, reset};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
@@ -137,16 +137,9 @@ async fn serve(args: Args) -> Result<()> {
 }
 // ANCHOR_END: shutdown
 
-/// As in chapter 3: socket2 sets the backlog that tokio's `bind` does not
-/// let us choose.
+/// Chapter 12's listener, with the backlog chosen, handed to tokio.
 fn listen(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
-    let domain = Domain::for_address(addr);
-    let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(backlog)?;
-    TcpListener::from_std(socket.into())
+    TcpListener::from_std(mio_echo_server::listen(addr, backlog)?)
 }
 
 fn log(
@@ -282,26 +275,3 @@ async fn linger(
     }
 }
 // ANCHOR_END: linger
-
-/// A client's reset shows as one of these, depending on what the server was
-/// doing when it came: reading, writing, or shutting down its own side.
-fn is_reset(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        ErrorKind::ConnectionReset
-            | ErrorKind::BrokenPipe
-            | ErrorKind::NotConnected
-    )
-}
-
-fn reset(echoed: u64) -> String {
-    format!("reset the connection after {}", lines(echoed))
-}
-
-fn lines(n: u64) -> String {
-    if n == 1 {
-        "1 line".into()
-    } else {
-        format!("{n} lines")
-    }
-}
