@@ -13,6 +13,7 @@ mod ipc;
 mod iterators;
 mod mutex;
 mod queues;
+mod reactor;
 mod tcp;
 mod thread_communication;
 mod threads;
