@@ -43,6 +43,8 @@ fn line(stream: &TcpStream, run: &Run) -> String {
 fn mio_executor_interleaves_two_connections_and_a_timer_on_one_thread() {
     let (a, a_addr) = peer();
     let (b, b_addr) = peer();
+    // On loopback the kernel completes the handshake inside connect(2), so both sockets are
+    // writable before the loop's first poll, and one poll reports both.
     // The timer is the longest wait by far, so it fires after both reads wait, whatever the
     // load; the test answers b once the timer has fired, and a once b is done.
     let mut run = listing("mio-executor")
@@ -126,4 +128,25 @@ fn mio_executor_refuses_an_address_that_is_not_one() {
         &["--a", "nowhere", "--b", "127.0.0.1:1"],
         "bad-address"
     );
+}
+
+#[test]
+fn mio_executor_reports_a_peer_that_closes_without_answering() {
+    let (a, a_addr) = peer();
+    let (b, b_addr) = peer();
+    let mut run = listing("mio-executor")
+        .args(["--a", &a_addr, "--b", &b_addr, "--sleep-ms", "1000"])
+        .spawn();
+    run.wait_for_line(r"^ +b: read would block");
+    // Peer a reads the line and closes: a's read wakes, and finds the end of the stream.
+    let (a, _b) = (accepted(&a, &run), accepted(&b, &run));
+    assert_eq!(line(&a, &run), "ping from a\n");
+    drop(a);
+    let transcript = run.finish();
+    assert_eq!(transcript.status.code(), Some(1), "{}", transcript.text);
+    position(
+        &transcript,
+        "mio-executor: task 1 (a): read: the peer closed",
+    );
+    assert_snapshot!(transcript, "peer-closed");
 }
