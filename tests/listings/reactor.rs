@@ -39,28 +39,31 @@ fn line(stream: &TcpStream, run: &Run) -> String {
     line
 }
 
-#[test]
-fn mio_executor_interleaves_two_connections_and_a_timer_on_one_thread() {
+/// The listing with the test as both peers, once both clients have sent their line and wait
+/// for the answer. On loopback the kernel completes the handshake inside connect(2), so both
+/// sockets are writable before the loop's first poll, and one poll reports both. The timer
+/// is the longest wait by far, so it fires after both reads wait, whatever the load.
+fn both_waiting() -> (Run, TcpStream, TcpStream) {
     let (a, a_addr) = peer();
     let (b, b_addr) = peer();
-    // On loopback the kernel completes the handshake inside connect(2), so both sockets are
-    // writable before the loop's first poll, and one poll reports both.
-    // The timer is the longest wait by far, so it fires after both reads wait, whatever the
-    // load; the test answers b once the timer has fired, and a once b is done.
     let mut run = listing("mio-executor")
         .args(["--a", &a_addr, "--b", &b_addr, "--sleep-ms", "1000"])
         .spawn();
     run.wait_for_line(r"^ +b: read would block");
-    let (mut a, mut b) = (accepted(&a, &run), accepted(&b, &run));
-    let (ping_a, ping_b) = (line(&a, &run), line(&b, &run));
-    assert_eq!(
-        (ping_a.as_str(), ping_b.as_str()),
-        ("ping from a\n", "ping from b\n")
-    );
+    let (a, b) = (accepted(&a, &run), accepted(&b, &run));
+    assert_eq!(line(&a, &run), "ping from a\n");
+    assert_eq!(line(&b, &run), "ping from b\n");
+    (run, a, b)
+}
+
+#[test]
+fn mio_executor_interleaves_two_connections_and_a_timer_on_one_thread() {
+    // The test answers b once the timer has fired, and a once b is done.
+    let (mut run, mut a, mut b) = both_waiting();
     run.wait_for_line(r"-> Ready: task 3 is done");
-    b.write_all(ping_b.as_bytes()).expect("answer b");
+    b.write_all(b"ping from b\n").expect("answer b");
     run.wait_for_line(r"-> Ready: task 2 is done");
-    a.write_all(ping_a.as_bytes()).expect("answer a");
+    a.write_all(b"ping from a\n").expect("answer a");
     let transcript = run.finish();
     assert!(transcript.status.success(), "{}", transcript.text);
     let at = |line: &str| position(&transcript, line);
@@ -77,9 +80,9 @@ fn mio_executor_interleaves_two_connections_and_a_timer_on_one_thread() {
         "task a is not polled while it waits:\n{}",
         transcript.text
     );
-    let last = lines(&transcript);
+    let all = lines(&transcript);
     assert!(
-        last.contains(&"threads in this process: 1"),
+        all.contains(&"threads in this process: 1"),
         "one thread:\n{}",
         transcript.text
     );
@@ -132,15 +135,8 @@ fn mio_executor_refuses_an_address_that_is_not_one() {
 
 #[test]
 fn mio_executor_reports_a_peer_that_closes_without_answering() {
-    let (a, a_addr) = peer();
-    let (b, b_addr) = peer();
-    let mut run = listing("mio-executor")
-        .args(["--a", &a_addr, "--b", &b_addr, "--sleep-ms", "1000"])
-        .spawn();
-    run.wait_for_line(r"^ +b: read would block");
-    // Peer a reads the line and closes: a's read wakes, and finds the end of the stream.
-    let (a, _b) = (accepted(&a, &run), accepted(&b, &run));
-    assert_eq!(line(&a, &run), "ping from a\n");
+    // Peer a closes without answering: a's read wakes, and finds the end of the stream.
+    let (run, a, _b) = both_waiting();
     drop(a);
     let transcript = run.finish();
     assert_eq!(transcript.status.code(), Some(1), "{}", transcript.text);
