@@ -4,12 +4,12 @@
 use crate::harness::{Transcript, assert_refused, assert_snapshot, compile_error, listing};
 
 /// The lines of a transcript, trimmed of the indentation that shows nesting.
-fn lines(transcript: &Transcript) -> Vec<&str> {
+pub(crate) fn lines(transcript: &Transcript) -> Vec<&str> {
     transcript.text.lines().map(str::trim).collect()
 }
 
 /// The index of the first line equal to `line`, or a failure that shows the output.
-fn position(transcript: &Transcript, line: &str) -> usize {
+pub(crate) fn position(transcript: &Transcript, line: &str) -> usize {
     lines(transcript)
         .iter()
         .position(|l| *l == line)

@@ -14,6 +14,7 @@ mod iterators;
 mod mutex;
 mod names;
 mod queues;
+mod reactor;
 mod readiness;
 mod tcp;
 mod thread_communication;
