@@ -14,6 +14,7 @@ mod iterators;
 mod mutex;
 mod queues;
 mod tcp;
+mod tcp_depth;
 mod thread_communication;
 mod threads;
 mod udp;

@@ -1,0 +1,118 @@
+//! Chapter 3, TCP in depth (beyond the notes): framing, half-close, TIME_WAIT, Nagle,
+//! keepalive. Servers run as listings; the test's own sockets have a timeout on every read,
+//! and each step waits for the server's log line before the next.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::time::Duration;
+
+use crate::harness::{Run, assert_refused, assert_snapshot, listing, serving};
+
+/// A test client, named in the server's log as `[client NAME]`.
+fn client(server: &mut Run, addr: SocketAddr, name: &str) -> TcpStream {
+    let stream = TcpStream::connect(addr).expect("connect to the server");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let local = stream.local_addr().unwrap().to_string();
+    server.redact(&local, &format!("client {name}"));
+    stream
+}
+
+/// Reads until the server closes (or resets) the connection.
+fn expect_closed(stream: &mut TcpStream, server: &Run) {
+    let mut rest = Vec::new();
+    match stream.read_to_end(&mut rest) {
+        Ok(_) => {}
+        Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
+        Err(e) => server.fail(&format!("the server did not close the connection: {e}")),
+    }
+}
+
+#[test]
+fn length_prefix_client_and_server_exchange_frames() {
+    let (server, addr) = serving("length-prefix", &["--clients", "1"]);
+    let client = listing("length-prefix")
+        .args([
+            "--connect",
+            &addr.to_string(),
+            "你好",
+            "",
+            "a longer message",
+        ])
+        .spawn()
+        .finish();
+    assert!(client.status.success(), "{}", client.text);
+    assert!(
+        client
+            .text
+            .contains("reply: 你好\nreply: \nreply: a longer message\n")
+    );
+    assert_snapshot!(client, "client");
+    let mut transcript = server.finish();
+    transcript.redact_matches(r"\[127\.0\.0\.1:\d+\]", "[client]");
+    assert!(
+        transcript.text.contains("frames echoed: 3"),
+        "{}",
+        transcript.text
+    );
+    assert_snapshot!(transcript, "server");
+}
+
+#[test]
+fn length_prefix_server_refuses_oversized_and_truncated_frames() {
+    let (mut server, addr) = serving("length-prefix", &["--clients", "4", "--max-frame", "1024"]);
+
+    // 4 GiB announced: refused from the header alone, before any allocation.
+    let mut huge = client(&mut server, addr, "huge");
+    huge.write_all(&u32::MAX.to_be_bytes()).unwrap();
+    server.wait_for_line(r"\[client huge\] announced a frame of 4294967295 bytes, over");
+    expect_closed(&mut huge, &server);
+
+    let mut short = client(&mut server, addr, "short");
+    short.write_all(&100u32.to_be_bytes()).unwrap();
+    short.write_all(b"only 19 bytes here.").unwrap();
+    short.shutdown(Shutdown::Write).unwrap();
+    server.wait_for_line(r"\[client short\] announced a frame of 100 bytes; the stream ended");
+
+    let mut stub = client(&mut server, addr, "stub");
+    stub.write_all(&[0, 0]).unwrap();
+    stub.shutdown(Shutdown::Write).unwrap();
+    server.wait_for_line(r"\[client stub\] the stream ended 2 bytes into a 4-byte length");
+
+    // The server still serves.
+    let mut good = client(&mut server, addr, "good");
+    good.write_all(&[&5u32.to_be_bytes()[..], b"hello"].concat())
+        .unwrap();
+    let mut reply = [0; 9];
+    if let Err(e) = good.read_exact(&mut reply) {
+        server.fail(&format!("no reply after the faults: {e}"));
+    }
+    assert_eq!(&reply, b"\0\0\0\x05hello");
+    drop(good);
+    let transcript = server.finish();
+    assert!(transcript.status.success(), "{}", transcript.text);
+    assert_snapshot!(transcript, "faults");
+}
+
+#[test]
+fn length_prefix_client_refuses_a_message_over_the_maximum() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let transcript = listing("length-prefix")
+        .args([
+            "--connect",
+            &listener.local_addr().unwrap().to_string(),
+            "--max-frame",
+            "4",
+            "too long",
+        ])
+        .spawn()
+        .finish();
+    assert_eq!(transcript.status.code(), Some(1), "{}", transcript.text);
+    assert_snapshot!(transcript, "too-long");
+}
+
+#[test]
+fn length_prefix_refuses_a_negative_maximum() {
+    assert_refused!("length-prefix", &["--max-frame=-1"], "negative-max");
+}
