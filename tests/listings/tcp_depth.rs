@@ -116,3 +116,27 @@ fn length_prefix_client_refuses_a_message_over_the_maximum() {
 fn length_prefix_refuses_a_negative_maximum() {
     assert_refused!("length-prefix", &["--max-frame=-1"], "negative-max");
 }
+
+#[test]
+fn half_close_ends_a_request_and_still_reads_the_reply() {
+    let transcript = listing("half-close").spawn().finish();
+    assert!(transcript.status.success(), "{}", transcript.text);
+    let text = &transcript.text;
+    for claim in [
+        "with shutdown(Write): the server read 14 bytes to the end\n  and the client read its \
+         reply: got 14 bytes\n",
+        "for the end, and gave up\n  and closed: the client read the end, and no reply\n",
+        "after shutdown(Read): read gives Ok(0)\n",
+        "after shutdown(Both): write gives an error: BrokenPipe",
+        "and the server reads Ok(0)\n",
+    ] {
+        assert!(text.contains(claim), "missing {claim:?}:\n{text}");
+    }
+    assert_snapshot!(transcript, "demo");
+}
+
+#[test]
+fn half_close_refuses_a_wait_of_zero() {
+    // A read timeout of zero is an error in std: clap refuses it first.
+    assert_refused!("half-close", &["--wait-ms", "0"], "zero-wait");
+}
