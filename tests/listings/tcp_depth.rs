@@ -140,3 +140,42 @@ fn half_close_refuses_a_wait_of_zero() {
     // A read timeout of zero is an error in std: clap refuses it first.
     assert_refused!("half-close", &["--wait-ms", "0"], "zero-wait");
 }
+
+#[test]
+#[cfg_attr(not(target_os = "linux"), ignore = "needs Linux: /proc/net/tcp")]
+fn time_wait_holds_the_port_until_so_reuseaddr() {
+    let measure = std::env::var_os("BOOK_MEASURE").is_some_and(|v| v == "1");
+    let mut run = listing("time-wait");
+    if measure {
+        // TIME_WAIT lasts 60 s on Linux: only a recording run waits it out.
+        run = run
+            .args(["--wait-for-rebind"])
+            .measuring()
+            .budget(Duration::from_secs(240));
+    }
+    let mut transcript = run.spawn().finish();
+    assert!(transcript.status.success(), "{}", transcript.text);
+    let text = transcript.text.clone();
+    for claim in [
+        "std's listener has SO_REUSEADDR: true\n",
+        "TIME_WAIT (06), ",
+        "without SO_REUSEADDR: AddrInUse (",
+        "with SO_REUSEADDR: bound at once\n",
+        "std's TcpListener::bind: bound 127.0.0.1:",
+    ] {
+        assert!(text.contains(claim), "missing {claim:?}:\n{text}");
+    }
+    assert!(
+        text.contains(": 1\n  0100007F:") && text.matches(" 06\n").count() == 1,
+        "not exactly one TIME_WAIT entry for the connection:\n{text}"
+    );
+    // /proc writes ports in hex, which the harness does not know as ports.
+    transcript.redact_matches(r"0100007F:[0-9A-F]{4}", "0100007F:[PORT]");
+    if measure {
+        // Its record is the page's figure; the run without the wait is the snapshot.
+        assert!(text.contains("without SO_REUSEADDR the bind worked again after"));
+        transcript.record_measurement("wait-for-rebind");
+    } else {
+        assert_snapshot!(transcript, "demo");
+    }
+}
