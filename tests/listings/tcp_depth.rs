@@ -179,3 +179,57 @@ fn time_wait_holds_the_port_until_so_reuseaddr() {
         assert_snapshot!(transcript, "demo");
     }
 }
+
+/// A duration as `Debug` prints it: `43.9ms`, `8.2µs`, `1.5s`, `900ns`.
+fn parse_duration(text: &str) -> Option<Duration> {
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let seconds = match unit {
+        "s" => number,
+        "ms" => number / 1e3,
+        "µs" => number / 1e6,
+        "ns" => number / 1e9,
+        _ => return None,
+    };
+    Some(Duration::from_secs_f64(seconds))
+}
+
+/// The p50 on the line that starts with `way`.
+fn p50(text: &str, way: &str) -> Duration {
+    text.lines()
+        .find_map(|line| line.strip_prefix(way)?.strip_prefix(": p50 "))
+        .and_then(|rest| parse_duration(rest.split(',').next()?))
+        .unwrap_or_else(|| panic!("no p50 for {way}:\n{text}"))
+}
+
+#[test]
+fn nagle_delays_the_second_small_write() {
+    let transcript = listing("nagle").measuring().spawn().finish();
+    assert!(transcript.status.success(), "{}", transcript.text);
+    let text = &transcript.text;
+    let nagle = p50(text, "two writes, Nagle on (the default)");
+    let nodelay = p50(text, "two writes, TCP_NODELAY");
+    let one_write = p50(text, "one write, Nagle on");
+    // Linux delays an ACK by 40 ms at least; load only makes every figure longer, so the
+    // margins hold on a busy machine: a tenth of the delay, and ten times the others.
+    assert!(
+        nagle >= Duration::from_millis(5),
+        "Nagle's p50 {nagle:?}:\n{text}"
+    );
+    assert!(
+        nagle >= nodelay * 10,
+        "{nagle:?} against {nodelay:?}:\n{text}"
+    );
+    assert!(
+        nagle >= one_write * 10,
+        "{nagle:?} against {one_write:?}:\n{text}"
+    );
+    assert_snapshot!(transcript, "loopback");
+    transcript.record_measurement("loopback");
+}
+
+#[test]
+fn nagle_refuses_zero_rounds() {
+    assert_refused!("nagle", &["--rounds", "0"], "zero-rounds");
+}
