@@ -17,6 +17,7 @@ mod queues;
 mod reactor;
 mod readiness;
 mod tcp;
+mod tcp_depth;
 mod thread_communication;
 mod threads;
 mod udp;

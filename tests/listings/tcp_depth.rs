@@ -1,0 +1,235 @@
+//! Chapter 3, TCP in depth (beyond the notes): framing, half-close, TIME_WAIT, Nagle,
+//! keepalive. Servers run as listings; the test's own sockets have a timeout on every read,
+//! and each step waits for the server's log line before the next.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::time::Duration;
+
+use crate::harness::{Run, assert_refused, assert_snapshot, listing, serving};
+
+/// A test client, named in the server's log as `[client NAME]`.
+fn client(server: &mut Run, addr: SocketAddr, name: &str) -> TcpStream {
+    let stream = TcpStream::connect(addr).expect("connect to the server");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let local = stream.local_addr().unwrap().to_string();
+    server.redact(&local, &format!("client {name}"));
+    stream
+}
+
+/// Reads until the server closes (or resets) the connection.
+fn expect_closed(stream: &mut TcpStream, server: &Run) {
+    let mut rest = Vec::new();
+    match stream.read_to_end(&mut rest) {
+        Ok(_) => {}
+        Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
+        Err(e) => server.fail(&format!("the server did not close the connection: {e}")),
+    }
+}
+
+#[test]
+fn length_prefix_client_and_server_exchange_frames() {
+    let (server, addr) = serving("length-prefix", &["--clients", "1"]);
+    let client = listing("length-prefix")
+        .args([
+            "--connect",
+            &addr.to_string(),
+            "你好",
+            "",
+            "a longer message",
+        ])
+        .spawn()
+        .finish();
+    assert!(client.status.success(), "{}", client.text);
+    assert!(
+        client
+            .text
+            .contains("reply: 你好\nreply: \nreply: a longer message\n")
+    );
+    assert_snapshot!(client, "client");
+    let mut transcript = server.finish();
+    transcript.redact_matches(r"\[127\.0\.0\.1:\d+\]", "[client]");
+    assert!(
+        transcript.text.contains("frames echoed: 3"),
+        "{}",
+        transcript.text
+    );
+    assert_snapshot!(transcript, "server");
+}
+
+#[test]
+fn length_prefix_server_refuses_oversized_and_truncated_frames() {
+    let (mut server, addr) = serving("length-prefix", &["--clients", "4", "--max-frame", "1024"]);
+
+    // 4 GiB announced: refused from the header alone, before any allocation.
+    let mut huge = client(&mut server, addr, "huge");
+    huge.write_all(&u32::MAX.to_be_bytes()).unwrap();
+    server.wait_for_line(r"\[client huge\] announced a frame of 4294967295 bytes, over");
+    expect_closed(&mut huge, &server);
+
+    let mut short = client(&mut server, addr, "short");
+    short.write_all(&100u32.to_be_bytes()).unwrap();
+    short.write_all(b"only 19 bytes here.").unwrap();
+    short.shutdown(Shutdown::Write).unwrap();
+    server.wait_for_line(r"\[client short\] announced a frame of 100 bytes; the stream ended");
+
+    let mut stub = client(&mut server, addr, "stub");
+    stub.write_all(&[0, 0]).unwrap();
+    stub.shutdown(Shutdown::Write).unwrap();
+    server.wait_for_line(r"\[client stub\] the stream ended 2 bytes into a 4-byte length");
+
+    // The server still serves.
+    let mut good = client(&mut server, addr, "good");
+    good.write_all(&[&5u32.to_be_bytes()[..], b"hello"].concat())
+        .unwrap();
+    let mut reply = [0; 9];
+    if let Err(e) = good.read_exact(&mut reply) {
+        server.fail(&format!("no reply after the faults: {e}"));
+    }
+    assert_eq!(&reply, b"\0\0\0\x05hello");
+    drop(good);
+    let transcript = server.finish();
+    assert!(transcript.status.success(), "{}", transcript.text);
+    assert_snapshot!(transcript, "faults");
+}
+
+#[test]
+fn length_prefix_client_refuses_a_message_over_the_maximum() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let transcript = listing("length-prefix")
+        .args([
+            "--connect",
+            &listener.local_addr().unwrap().to_string(),
+            "--max-frame",
+            "4",
+            "too long",
+        ])
+        .spawn()
+        .finish();
+    assert_eq!(transcript.status.code(), Some(1), "{}", transcript.text);
+    assert_snapshot!(transcript, "too-long");
+}
+
+#[test]
+fn length_prefix_refuses_a_negative_maximum() {
+    assert_refused!("length-prefix", &["--max-frame=-1"], "negative-max");
+}
+
+#[test]
+fn half_close_ends_a_request_and_still_reads_the_reply() {
+    let transcript = listing("half-close").spawn().finish();
+    assert!(transcript.status.success(), "{}", transcript.text);
+    let text = &transcript.text;
+    for claim in [
+        "with shutdown(Write): the server read 14 bytes to the end\n  and the client read its \
+         reply: got 14 bytes\n",
+        "for the end, and gave up\n  and closed: the client read the end, and no reply\n",
+        "after shutdown(Read): read gives Ok(0)\n",
+        "after shutdown(Both): write gives an error: BrokenPipe",
+        "and the server reads Ok(0)\n",
+    ] {
+        assert!(text.contains(claim), "missing {claim:?}:\n{text}");
+    }
+    assert_snapshot!(transcript, "demo");
+}
+
+#[test]
+fn half_close_refuses_a_wait_of_zero() {
+    // A read timeout of zero is an error in std: clap refuses it first.
+    assert_refused!("half-close", &["--wait-ms", "0"], "zero-wait");
+}
+
+#[test]
+#[cfg_attr(not(target_os = "linux"), ignore = "needs Linux: /proc/net/tcp")]
+fn time_wait_holds_the_port_until_so_reuseaddr() {
+    let measure = std::env::var_os("BOOK_MEASURE").is_some_and(|v| v == "1");
+    let mut run = listing("time-wait");
+    if measure {
+        // TIME_WAIT lasts 60 s on Linux: only a recording run waits it out.
+        run = run
+            .args(["--wait-for-rebind"])
+            .measuring()
+            .budget(Duration::from_secs(240));
+    }
+    let mut transcript = run.spawn().finish();
+    assert!(transcript.status.success(), "{}", transcript.text);
+    let text = transcript.text.clone();
+    for claim in [
+        "std's listener has SO_REUSEADDR: true\n",
+        "TIME_WAIT (06), ",
+        "without SO_REUSEADDR: AddrInUse (",
+        "with SO_REUSEADDR: bound at once\n",
+        "std's TcpListener::bind: bound 127.0.0.1:",
+    ] {
+        assert!(text.contains(claim), "missing {claim:?}:\n{text}");
+    }
+    assert!(
+        text.contains(": 1\n  0100007F:") && text.matches(" 06\n").count() == 1,
+        "not exactly one TIME_WAIT entry for the connection:\n{text}"
+    );
+    // /proc writes ports in hex, which the harness does not know as ports.
+    transcript.redact_matches(r"0100007F:[0-9A-F]{4}", "0100007F:[PORT]");
+    if measure {
+        // Its record is the page's figure; the run without the wait is the snapshot.
+        assert!(text.contains("without SO_REUSEADDR the bind worked again after"));
+        transcript.record_measurement("wait-for-rebind");
+    } else {
+        assert_snapshot!(transcript, "demo");
+    }
+}
+
+/// A duration as `Debug` prints it: `43.9ms`, `8.2µs`, `1.5s`, `900ns`.
+fn parse_duration(text: &str) -> Option<Duration> {
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let seconds = match unit {
+        "s" => number,
+        "ms" => number / 1e3,
+        "µs" => number / 1e6,
+        "ns" => number / 1e9,
+        _ => return None,
+    };
+    Some(Duration::from_secs_f64(seconds))
+}
+
+/// The p50 on the line that starts with `way`.
+fn p50(text: &str, way: &str) -> Duration {
+    text.lines()
+        .find_map(|line| line.strip_prefix(way)?.strip_prefix(": p50 "))
+        .and_then(|rest| parse_duration(rest.split(',').next()?))
+        .unwrap_or_else(|| panic!("no p50 for {way}:\n{text}"))
+}
+
+#[test]
+fn nagle_delays_the_second_small_write() {
+    let transcript = listing("nagle").measuring().spawn().finish();
+    assert!(transcript.status.success(), "{}", transcript.text);
+    let text = &transcript.text;
+    let nagle = p50(text, "two writes, Nagle on (the default)");
+    let nodelay = p50(text, "two writes, TCP_NODELAY");
+    let one_write = p50(text, "one write, Nagle on");
+    // Linux delays an ACK by 40 ms at least; load only makes every figure longer, so the
+    // margins hold on a busy machine: a tenth of the delay, and ten times the others.
+    assert!(
+        nagle >= Duration::from_millis(5),
+        "Nagle's p50 {nagle:?}:\n{text}"
+    );
+    assert!(
+        nagle >= nodelay * 10,
+        "{nagle:?} against {nodelay:?}:\n{text}"
+    );
+    assert!(
+        nagle >= one_write * 10,
+        "{nagle:?} against {one_write:?}:\n{text}"
+    );
+    assert_snapshot!(transcript, "loopback");
+    transcript.record_measurement("loopback");
+}
+
+#[test]
+fn nagle_refuses_zero_rounds() {
+    assert_refused!("nagle", &["--rounds", "0"], "zero-rounds");
+}
