@@ -2,13 +2,13 @@
 //! keeps it in TIME_WAIT, and a new socket cannot bind that port without
 //! SO_REUSEADDR; std's `TcpListener::bind` sets it on Unix.
 
-use std::io::{self, Read};
+use std::io::{self, ErrorKind, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::ExitCode;
+use std::process::{Command, ExitCode};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Parser;
 use socket2::{Domain, SockRef, Socket, Type};
 
@@ -20,6 +20,10 @@ struct Args {
     /// it works (about a minute on Linux).
     #[arg(long)]
     wait_for_rebind: bool,
+    /// The Python interpreter that binds the port too, as a Python server
+    /// restarted at once would.
+    #[arg(long, default_value = "python3")]
+    python: String,
 }
 
 fn main() -> ExitCode {
@@ -36,6 +40,7 @@ fn run(args: Args) -> Result<()> {
     let (addr, peer) = close_from_the_server()?;
     show_time_wait(addr, peer)?;
     rebind(addr)?;
+    rebind_in_python(&args.python, addr)?;
     if args.wait_for_rebind {
         wait_for_rebind(addr)?;
     }
@@ -93,7 +98,46 @@ fn rebind(addr: SocketAddr) -> Result<()> {
     println!("std's TcpListener::bind: bound {}", listener.local_addr()?);
     Ok(())
 }
+
+/// Python binds the port the same two ways: `socket.socket` sets no option.
+const PYTHON_REBIND: &str = r#"
+import socket, sys
+port = int(sys.argv[1])
+for reuse in (False, True):
+    s = socket.socket()
+    if reuse:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    way = "with SO_REUSEADDR" if reuse else "socket.socket()"
+    try:
+        s.bind(("127.0.0.1", port))
+        print(f"Python, {way}: bound")
+    except OSError as e:
+        print(f"Python, {way}: OSError: {e}")
+    s.close()
+"#;
 // ANCHOR_END: rebind
+
+fn rebind_in_python(python: &str, addr: SocketAddr) -> Result<()> {
+    let output = match Command::new(python)
+        .args(["-c", PYTHON_REBIND, &addr.port().to_string()])
+        .output()
+    {
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            println!("{python} not found, skipped");
+            return Ok(());
+        }
+        result => result.with_context(|| format!("cannot run {python}"))?,
+    };
+    if !output.status.success() {
+        bail!(
+            "{python} failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    print!("{}", String::from_utf8_lossy(&output.stdout));
+    Ok(())
+}
 
 /// Retries the bind without SO_REUSEADDR until TIME_WAIT is over.
 fn wait_for_rebind(addr: SocketAddr) -> Result<()> {
