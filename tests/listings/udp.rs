@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use encoding_rs::GBK;
 
-use crate::harness::{Run, assert_snapshot, listing};
+use crate::harness::{Run, assert_snapshot, listing, python3_present};
 
 const MENU: &str = "1 send, 2 receive, 3 quit> ";
 
@@ -383,4 +383,75 @@ fn udp_broadcast_needs_so_broadcast() {
         .finish();
     assert_eq!(transcript.status.code(), Some(1));
     assert_snapshot!(transcript, "refused");
+}
+
+#[test]
+fn udp_connected_hears_its_peer_only() {
+    let transcript = listing("udp-connected").args(["filter"]).spawn().finish();
+    assert!(transcript.status.success(), "{}", transcript.text);
+    for line in [
+        ": its peer_addr() is the peer\n",
+        // connect sent nothing: the first datagram the peer holds is the one sent after it.
+        "the peer's first datagram: \"hello\" from the connected socket\n",
+        // The stranger's datagram went first, yet the first recv returns the peer's.
+        "the stranger sent first, then the peer\nrecv: \"from the peer\"\n",
+        // The kernel turned the stranger away as from a closed port, and the connected
+        // socket gets nothing more.
+        "the stranger's recv: Connection refused",
+        "recv again: nothing within 500 ms\n",
+    ] {
+        assert!(transcript.text.contains(line), "{}", transcript.text);
+    }
+    assert_snapshot!(transcript, "filter");
+}
+
+#[test]
+fn udp_connected_hears_port_unreachable_only_when_connected() {
+    let mut transcript = listing("udp-connected").args(["refused"]).spawn().finish();
+    assert!(transcript.status.success(), "{}", transcript.text);
+    for line in [
+        "connected: send: 7 bytes sent\nconnected: recv: Connection refused",
+        "connected: send, then a later send: Connection refused",
+        "unconnected: send_to: 7 bytes sent\n\
+         unconnected: recv_from: no error, nothing within 500 ms\n",
+    ] {
+        assert!(transcript.text.contains(line), "{}", transcript.text);
+    }
+    // Another program may take the released port before the listing sends to it (rarely):
+    // the listing then says so and tries another, a line the snapshot leaves out.
+    transcript.redact_matches(r"(?m)^.* is in use after all .*\n", "");
+    assert_snapshot!(transcript, "refused");
+}
+
+#[test]
+fn udp_connected_python_agrees() {
+    // Without python3, the listing must say that it skipped the comparison.
+    if !python3_present() {
+        let transcript = listing("udp-connected").args(["python"]).spawn().finish();
+        assert!(
+            transcript
+                .text
+                .contains("python3: not found, the Python comparison is skipped"),
+            "{}",
+            transcript.text
+        );
+        eprintln!(
+            "python3 is not here: the comparison with Python's socket and asyncio is not checked"
+        );
+        return;
+    }
+    let transcript = listing("udp-connected").args(["python"]).spawn().finish();
+    assert!(transcript.status.success(), "{}", transcript.text);
+    for line in [
+        "filter: the peer's first datagram: b'hello'\n",
+        "filter: recv: b'from the peer'\n",
+        "connected: recv: ConnectionRefusedError ",
+        "connected: send, then a later send: ConnectionRefusedError ",
+        "unconnected: recvfrom: no error, timed out\n",
+        "asyncio, remote_addr: error_received(ConnectionRefusedError: ",
+        "asyncio, local_addr only: no error_received, timed out\n",
+    ] {
+        assert!(transcript.text.contains(line), "{}", transcript.text);
+    }
+    assert_snapshot!(transcript, "python");
 }
