@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use encoding_rs::GBK;
 
-use crate::harness::{Run, assert_snapshot, listing};
+use crate::harness::{Run, Transcript, assert_snapshot, listing, python3_present};
 
 const MENU: &str = "1 send, 2 receive, 3 quit> ";
 
@@ -184,16 +184,21 @@ fn udp_chat(extra: &[&str]) -> (Run, String) {
     (run, chat)
 }
 
+/// Menu choice 1: the chat sends `message` to `host` on `peer`'s port (shown as [PORT]).
+fn send_from_chat(run: &mut Run, host: &str, peer: &UdpSocket, message: &str) {
+    let port = peer.local_addr().unwrap().port().to_string();
+    run.redact(&port, "[PORT]")
+        .answer(MENU, "1")
+        .answer("peer host> ", host)
+        .answer("peer port> ", &port)
+        .answer("message> ", message);
+}
+
 #[test]
 fn udp_chat_sends_receives_and_quits() {
     let peer = peer();
-    let peer_port = peer.local_addr().unwrap().port().to_string();
     let (mut run, _) = udp_chat(&[]);
-    run.redact(&peer_port, "[PORT]")
-        .answer(MENU, "1")
-        .answer("peer ip> ", "127.0.0.1")
-        .answer("peer port> ", &peer_port)
-        .answer("message> ", "你好");
+    send_from_chat(&mut run, "127.0.0.1", &peer, "你好");
     let (bytes, chat) = receive(&peer, &run);
     assert_eq!(
         bytes,
@@ -216,10 +221,9 @@ fn udp_chat_asks_again_after_bad_input() {
     run.answer(MENU, "send")
         .answer(MENU, "")
         .answer(MENU, "1")
-        .answer("peer ip> ", "127.0.0.256")
-        .answer("peer ip> ", "")
-        .answer("peer ip> ", "::1")
-        .answer("peer ip> ", "127.255.255.255")
+        .answer("peer host> ", "")
+        .answer("peer host> ", "::1")
+        .answer("peer host> ", "127.255.255.255")
         .answer("peer port> ", "eighty")
         .answer("peer port> ", "0")
         .answer("peer port> ", "70000")
@@ -229,9 +233,55 @@ fn udp_chat_asks_again_after_bad_input() {
         // and the chat goes on.
         .answer("message> ", "hello, everyone")
         .answer(MENU, "1")
-        .answer("peer ip> ", "127.0.0.1")
+        .answer("peer host> ", "127.0.0.1")
         .close_stdin();
     assert_snapshot!(run.finish(), "bad-input");
+}
+
+#[test]
+fn udp_chat_sends_to_a_host_name() {
+    // The chat's socket is IPv4, so it sends to localhost's first IPv4 address, which is
+    // 127.0.0.1 on every machine.
+    let peer = peer();
+    let (mut run, chat) = udp_chat(&[]);
+    send_from_chat(&mut run, "localhost", &peer, "你好");
+    let (bytes, from) = receive(&peer, &run);
+    assert_eq!(bytes, "你好".as_bytes());
+    assert_eq!(
+        from.to_string(),
+        chat,
+        "the datagram comes from the chat's socket"
+    );
+    run.answer(MENU, "3");
+    let transcript = run.finish();
+    let sent = format!("sent 6 bytes to {}\n", addr(&peer));
+    assert!(transcript.text.contains(&sent), "{}", transcript.text);
+    assert_snapshot!(transcript, "host-name");
+}
+
+#[test]
+fn udp_chat_asks_again_for_a_name_that_does_not_resolve() {
+    // Names under .invalid never resolve (RFC 6761). How the lookup fails (no such name, no
+    // name server) depends on the machine: the reason is redacted.
+    let peer = peer();
+    let peer_port = peer.local_addr().unwrap().port().to_string();
+    let (mut run, _) = udp_chat(&[]);
+    run.redact(&peer_port, "[PORT]")
+        .answer(MENU, "1")
+        .answer("peer host> ", "no-such-host.invalid")
+        // The same question again: a name that does not resolve is a bad answer, not the end.
+        .answer("peer host> ", "127.0.0.1")
+        .answer("peer port> ", &peer_port)
+        .answer("message> ", "hello");
+    let (bytes, _) = receive(&peer, &run);
+    assert_eq!(bytes, b"hello");
+    run.answer(MENU, "3");
+    let mut transcript = run.finish();
+    assert!(transcript.status.success(), "{}", transcript.text);
+    let line = "input error, please try again: cannot resolve no-such-host.invalid: ";
+    assert!(transcript.text.contains(line), "{}", transcript.text);
+    transcript.redact_matches(&format!("({}).*", regex::escape(line)), "${1}[WHY]");
+    assert_snapshot!(transcript, "unresolvable");
 }
 
 #[test]
@@ -383,4 +433,81 @@ fn udp_broadcast_needs_so_broadcast() {
         .finish();
     assert_eq!(transcript.status.code(), Some(1));
     assert_snapshot!(transcript, "refused");
+}
+
+/// udp-connected's `demo`, which must succeed and print each of `parts`.
+fn udp_connected(demo: &str, parts: &[&str]) -> Transcript {
+    let transcript = listing("udp-connected").args([demo]).spawn().finish();
+    assert!(transcript.status.success(), "{}", transcript.text);
+    for part in parts {
+        assert!(
+            transcript.text.contains(part),
+            "{part:?} is missing:\n{}",
+            transcript.text
+        );
+    }
+    transcript
+}
+
+#[test]
+fn udp_connected_hears_its_peer_only() {
+    let transcript = udp_connected(
+        "filter",
+        &[
+            ": its peer_addr() is the peer\n",
+            // connect sent nothing: the first datagram the peer holds is the one sent after.
+            "the peer's first datagram: \"hello\" from the connected socket\n",
+            // The stranger's datagram went first, yet the first recv returns the peer's.
+            "the stranger sent first, then the peer\nrecv: \"from the peer\"\n",
+            // The kernel turned the stranger away as from a closed port, and the connected
+            // socket gets nothing more.
+            "the stranger's recv: Connection refused",
+            "recv again: nothing within 500 ms\n",
+        ],
+    );
+    assert_snapshot!(transcript, "filter");
+}
+
+#[test]
+fn udp_connected_hears_port_unreachable_only_when_connected() {
+    let mut transcript = udp_connected(
+        "refused",
+        &[
+            "connected: send: 7 bytes sent\nconnected: recv: Connection refused",
+            "connected: send, then a later send: Connection refused",
+            "unconnected: send_to: 7 bytes sent\n\
+             unconnected: recv_from: no error, nothing within 500 ms\n",
+        ],
+    );
+    // Another program may take the released port before the listing sends to it (rarely):
+    // the listing then says so and tries another, a line the snapshot leaves out.
+    transcript.redact_matches(r"(?m)^.* is in use after all .*\n", "");
+    assert_snapshot!(transcript, "refused");
+}
+
+#[test]
+fn udp_connected_python_agrees() {
+    if !python3_present() {
+        udp_connected(
+            "python",
+            &["python3: not found, the Python comparison is skipped\n"],
+        );
+        eprintln!(
+            "python3 is not here: the comparison with Python's socket and asyncio is not checked"
+        );
+        return;
+    }
+    let transcript = udp_connected(
+        "python",
+        &[
+            "filter: the peer's first datagram: b'hello'\n",
+            "filter: recv: b'from the peer'\n",
+            "connected: recv: ConnectionRefusedError ",
+            "connected: send, then a later send: ConnectionRefusedError ",
+            "unconnected: recvfrom: no error, timed out\n",
+            "asyncio, remote_addr: error_received(ConnectionRefusedError: ",
+            "asyncio, local_addr only: no error_received, timed out\n",
+        ],
+    );
+    assert_snapshot!(transcript, "python");
 }

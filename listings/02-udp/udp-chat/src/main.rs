@@ -1,10 +1,10 @@
 //! S2.2: the notes' UDP chat. A menu loop on one socket: 1 sends a datagram to
-//! any peer, 2 receives one, 3 quits. Bad answers are asked again; the end of
-//! input quits cleanly.
+//! any peer (an IP address or a host name), 2 receives one, 3 quits. Bad
+//! answers are asked again; the end of input quits cleanly.
 
 use std::io::{self, BufRead, ErrorKind, Write};
 use std::mem::MaybeUninit;
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs, UdpSocket};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -65,8 +65,9 @@ fn chat(
             Choice::Send => {
                 // An IPv4 socket reaches only IPv4 peers, and IPv6 only IPv6.
                 let ipv4 = socket.local_addr()?.is_ipv4();
-                let ip =
-                    ask(input, "peer ip> ", |answer| parse_ip(answer, ipv4))?;
+                let ip = ask(input, "peer host> ", |answer| {
+                    parse_host(answer, ipv4)
+                })?;
                 let port = ask(input, "peer port> ", parse_port)?;
                 let text = ask(input, "message> ", parse_message)?;
                 let peer = SocketAddr::new(ip, port);
@@ -128,14 +129,28 @@ fn parse_choice(answer: &str) -> Result<Choice, String> {
     }
 }
 
-fn parse_ip(answer: &str, ipv4: bool) -> Result<IpAddr, String> {
-    let answer = answer.trim();
+/// An IP address, or a name resolved as Python's `sendto` resolves it: its
+/// first address of the socket's family (`localhost` may be `::1` first). The
+/// lookup blocks, bounded by the resolver's own timeouts.
+fn parse_host(answer: &str, ipv4: bool) -> Result<IpAddr, String> {
+    let host = answer.trim();
     let kind = if ipv4 { "IPv4" } else { "IPv6" };
-    match answer.parse::<IpAddr>() {
-        Ok(ip) if ip.is_ipv4() == ipv4 => Ok(ip),
-        Ok(_) => Err(format!("{answer} is not {kind}, as this socket is")),
-        Err(_) => Err(format!("{answer:?} is not an {kind} address")),
+    if host.is_empty() {
+        return Err("the host is empty".into());
     }
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        if ip.is_ipv4() != ipv4 {
+            return Err(format!("{host} is not {kind}, as this socket is"));
+        }
+        return Ok(ip);
+    }
+    let mut addrs = (host, 0)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?;
+    addrs
+        .find(|addr| addr.is_ipv4() == ipv4)
+        .map(|addr| addr.ip())
+        .ok_or_else(|| format!("{host} has no {kind} address"))
 }
 
 fn parse_port(answer: &str) -> Result<u16, String> {
