@@ -267,3 +267,93 @@ fn nagle_delays_the_second_small_write() {
 fn nagle_refuses_zero_rounds() {
     assert_refused!("nagle", &["--rounds", "0"], "zero-rounds");
 }
+
+/// The number after `prefix` on the line that starts with it (`tcp_keepalive_time 7200`).
+fn number_after(text: &str, prefix: &str) -> u64 {
+    text.find(prefix)
+        .and_then(|at| {
+            let rest = &text[at + prefix.len()..];
+            let end = rest.find(|c: char| !c.is_ascii_digit())?;
+            rest[..end].parse().ok()
+        })
+        .unwrap_or_else(|| panic!("no number after {prefix:?}:\n{text}"))
+}
+
+#[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "needs Linux: TCP_INFO and socket filters"
+)]
+fn keepalive_probes_an_idle_connection_and_drops_a_dead_peer() {
+    let idle = 3;
+    let mut transcript = listing("keepalive").measuring().spawn().finish();
+    assert!(transcript.status.success(), "{}", transcript.text);
+    let text = transcript.text.clone();
+
+    // The system's defaults are this machine's: positive, and what SO_KEEPALIVE alone gets.
+    let time = number_after(&text, "tcp_keepalive_time ");
+    let interval = number_after(&text, "tcp_keepalive_intvl ");
+    let probes = number_after(&text, "tcp_keepalive_probes ");
+    assert!(time > 0 && interval > 0 && probes > 0, "{text}");
+    let alone = format!(
+        "SO_KEEPALIVE alone: probes after {time} s idle, every {interval} s, {probes} of them\n"
+    );
+    for claim in [
+        "a new connection: SO_KEEPALIVE false\n",
+        &alone,
+        "with TcpKeepalive: probes after 1 s idle, every 1 s, 3 of them\n",
+        "  without: 0, and the peer 0\n",
+        "a peer that drops every segment: read gave TimedOut (",
+    ] {
+        assert!(text.contains(claim), "missing {claim:?}:\n{text}");
+    }
+
+    // A probe a second, each answered: timers fire late under load, never early, so at
+    // least idle - 1 in `idle` seconds; the peer's count is read just after, one off at most.
+    let sent = number_after(&text, "  with keepalive: ");
+    let answered = number_after(&text, ", and the peer answered ");
+    assert!(sent + 1 >= idle, "{sent} probes in {idle} s:\n{text}");
+    assert!(
+        answered >= 1 && answered.abs_diff(sent) <= 1,
+        "{sent} probes, {answered} answers:\n{text}"
+    );
+
+    // Idle 1 s, then 3 unanswered probes a second apart: the read fails after 4 s, no sooner
+    // (a quarter-second allowed for the kernel's coarse timers), and long before the
+    // listing's own 34 s read timeout.
+    let waited = text
+        .lines()
+        .find_map(|line| line.rsplit_once(") after ")?.1.parse::<String>().ok())
+        .and_then(|figure| parse_duration(&figure))
+        .unwrap_or_else(|| panic!("no wait:\n{text}"));
+    assert!(
+        waited >= Duration::from_millis(3750) && waited < Duration::from_secs(30),
+        "the dead peer's read ended after {waited:?}:\n{text}"
+    );
+
+    transcript.redact_matches(r"(tcp_keepalive_\w+) \d+", "$1 [N]");
+    transcript.redact_matches(
+        r"alone: probes after \d+ s idle, every \d+ s, \d+ of",
+        "alone: probes after [N] s idle, every [N] s, [N] of",
+    );
+    transcript.redact_matches(
+        r"keepalive: \d+, and the peer answered \d+",
+        "keepalive: [N], and the peer answered [N]",
+    );
+    assert_snapshot!(transcript, "loopback");
+    transcript.record_measurement("loopback");
+}
+
+#[test]
+fn keepalive_refuses_an_idle_time_of_zero() {
+    assert_refused!("keepalive", &["--idle", "0"], "zero-idle");
+    for bad in ["abc", "-1", "61", ""] {
+        let transcript = listing("keepalive").args(["--idle", bad]).spawn().finish();
+        assert_eq!(transcript.status.code(), Some(2), "{}", transcript.text);
+        assert!(
+            transcript.text.starts_with("error: "),
+            "{bad:?}: {}",
+            transcript.text
+        );
+    }
+}
