@@ -13,12 +13,17 @@ use crate::harness::{Run, Transcript, assert_refused, assert_snapshot, listing, 
 
 /// A test client, named in the server's log as `[client NAME]`.
 fn client(server: &mut Run, addr: SocketAddr, name: &str) -> TcpStream {
+    labelled_client(server, addr, &format!("[client {name}]"))
+}
+
+/// A test client whose address the server's log shows as `label`; every read times out.
+pub(crate) fn labelled_client(server: &mut Run, addr: SocketAddr, label: &str) -> TcpStream {
     let stream = TcpStream::connect(addr).expect("connect to the server");
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
     let local = stream.local_addr().unwrap().to_string();
-    server.redact(&local, &format!("[client {name}]"));
+    server.redact(&local, label);
     stream
 }
 

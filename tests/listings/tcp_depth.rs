@@ -8,15 +8,9 @@ use std::time::Duration;
 
 use crate::harness::{Run, assert_refused, assert_snapshot, listing, python3_present, serving};
 
-/// A test client, named in the server's log as `[client NAME]`.
+/// A test client, named in the server's log (which brackets addresses) as `[client NAME]`.
 fn client(server: &mut Run, addr: SocketAddr, name: &str) -> TcpStream {
-    let stream = TcpStream::connect(addr).expect("connect to the server");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let local = stream.local_addr().unwrap().to_string();
-    server.redact(&local, &format!("client {name}"));
-    stream
+    crate::tcp::labelled_client(server, addr, &format!("client {name}"))
 }
 
 /// Reads until the server closes (or resets) the connection.
