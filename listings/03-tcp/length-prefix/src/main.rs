@@ -28,8 +28,10 @@ struct Args {
     /// Serve this many connections, then stop (0: no limit).
     #[arg(long, default_value_t = 0)]
     clients: u64,
-    /// Seconds a connection may stay silent before it is closed.
+    /// Seconds a connection may stay silent, or refuse to take its echoes,
+    /// before it is closed.
     #[arg(long, default_value_t = 30)]
+    #[arg(value_parser = clap::value_parser!(u64).range(1..))]
     idle: u64,
 }
 
@@ -147,6 +149,9 @@ fn serve(args: &Args) -> Result<()> {
 /// Echoes frames until the client closes; returns how many it echoed.
 fn echo(stream: &mut TcpStream, peer: SocketAddr, args: &Args) -> Result<u64> {
     stream.set_read_timeout(Some(Duration::from_secs(args.idle)))?;
+    // A client that sends and never reads would otherwise hold this one-at-a-time
+    // server in write_all for ever, once both socket buffers are full.
+    stream.set_write_timeout(Some(Duration::from_secs(args.idle)))?;
     let mut frames = 0;
     while let Some(body) = read_frame(stream, args.max_frame)? {
         let text = String::from_utf8_lossy(&body);

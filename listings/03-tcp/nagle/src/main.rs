@@ -97,8 +97,9 @@ fn round_trips(
         match way {
             Way::TwoWrites { .. } => {
                 stream.write_all(&header)?;
-                // With Nagle on, this waits in the kernel until the header
-                // is acknowledged, and the server delays its ACK.
+                // With Nagle on, the kernel holds these bytes (the write
+                // returns at once) until the header is acknowledged, and the
+                // server delays its ACK: the wait shows up in read_exact.
                 stream.write_all(&body)?;
             }
             Way::OneWrite => {
