@@ -140,11 +140,17 @@ pub fn run(args: Args) -> Result<()> {
                     };
                     let token =
                         free.pop().unwrap_or(Token(FIRST + connections.len()));
-                    poll.registry().register(
+                    if let Err(e) = poll.registry().register(
                         &mut stream,
                         token,
                         Interest::READABLE,
-                    )?;
+                    ) {
+                        // Out of epoll watches, say: this client is
+                        // dropped (closed), the others go on.
+                        println!("{peer}: cannot watch it: {e}");
+                        free.push(token);
+                        continue;
+                    }
                     generation += 1;
                     let deadline = Instant::now() + idle;
                     timers.push(Reverse((deadline, token, generation)));
@@ -174,8 +180,11 @@ pub fn run(args: Args) -> Result<()> {
                     let Some(connection) = connections.get_mut(&token) else {
                         continue; // closed earlier in this batch
                     };
+                    // One connection's error ends that connection, never the
+                    // server that holds all the others.
                     let end =
-                        serve(connection, &args, &mut counts, &poll, token)?;
+                        serve(connection, &args, &mut counts, &poll, token)
+                            .unwrap_or_else(|e| Some(format!("failed: {e}")));
                     if let Some(end) = end {
                         close(
                             &mut connections,
