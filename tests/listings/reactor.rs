@@ -146,3 +146,17 @@ fn mio_executor_reports_a_peer_that_closes_without_answering() {
     );
     assert_snapshot!(transcript, "peer-closed");
 }
+
+#[test]
+fn mio_executor_refuses_a_line_over_its_limit() {
+    // Peer a answers with 70 KiB and no newline: the read stops at the limit, not at memory.
+    let (run, mut a, _b) = both_waiting();
+    a.set_write_timeout(Some(Duration::from_secs(30))).unwrap();
+    a.write_all(&[b'x'; 70 * 1024]).expect("send the long line");
+    let transcript = run.finish();
+    assert_eq!(transcript.status.code(), Some(1), "{}", transcript.text);
+    position(
+        &transcript,
+        "mio-executor: task 1 (a): read: a line over 64 KiB",
+    );
+}

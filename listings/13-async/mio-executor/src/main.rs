@@ -22,6 +22,9 @@ use anyhow::{Context as _, bail};
 use clap::Parser;
 use mio::{Events, Interest, Token};
 
+/// The longest line a task reads, as the book's echo servers limit theirs.
+const MAX_LINE: usize = 64 * 1024;
+
 /// Two TCP clients and a timer on one thread, woken by a reactor on mio.
 #[derive(Parser)]
 struct Args {
@@ -444,6 +447,15 @@ impl TcpStream {
                         let e = io::Error::new(
                             ErrorKind::UnexpectedEof,
                             "the peer closed",
+                        );
+                        return Poll::Ready(Err(e));
+                    }
+                    // A peer that never sends a newline must not grow the
+                    // buffer for ever.
+                    Ok(_) if self.buffer.len() >= MAX_LINE => {
+                        let e = io::Error::new(
+                            ErrorKind::InvalidData,
+                            "a line over 64 KiB",
                         );
                         return Poll::Ready(Err(e));
                     }
