@@ -221,6 +221,21 @@ pub fn reset(stream: TcpStream) {
     drop(stream);
 }
 
+/// A duration as `{:?}` prints it (`43.9ms`, `8.2µs`, `1.5s`, `900ns`): what a snapshot
+/// shows as [DURATION]. None for anything else.
+pub fn debug_duration(shown: &str) -> Option<Duration> {
+    let (number, unit) = shown.split_at(shown.find(|c: char| c.is_alphabetic())?);
+    let number: f64 = number.parse().ok()?;
+    let scale = match unit {
+        "s" => 1.0,
+        "ms" => 1e-3,
+        "µs" => 1e-6,
+        "ns" => 1e-9,
+        _ => return None,
+    };
+    Some(Duration::from_secs_f64(number * scale))
+}
+
 /// Whether `python3` runs here, as a listing would find it. Listings that compare with the
 /// notes' Python need it; without it their tests check the rest and say what they skipped.
 /// With `BOOK_REQUIRE_PYTHON=1` (`.ci/run` sets it) a missing python3 fails the test instead.

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::harness::{assert_refused, assert_snapshot, listing};
+use crate::harness::{assert_refused, assert_snapshot, debug_duration, listing};
 
 /// The duration printed with `{:?}` after "after " on the line that starts
 /// with `prefix`: what the snapshot shows as [DURATION].
@@ -12,19 +12,7 @@ fn duration_on(text: &str, prefix: &str) -> Duration {
         .find(|line| line.starts_with(prefix))
         .unwrap_or_else(|| panic!("no line starting {prefix:?}:\n{text}"));
     let shown = line.rsplit("after ").next().expect("rsplit yields a piece");
-    let unit_at = shown
-        .find(|c: char| c.is_alphabetic())
-        .unwrap_or_else(|| panic!("no unit in {line:?}"));
-    let (number, unit) = shown.split_at(unit_at);
-    let number: f64 = number.parse().unwrap_or_else(|_| panic!("{line:?}"));
-    let seconds = match unit {
-        "s" => number,
-        "ms" => number / 1e3,
-        "µs" => number / 1e6,
-        "ns" => number / 1e9,
-        _ => panic!("unknown unit in {line:?}"),
-    };
-    Duration::from_secs_f64(seconds)
+    debug_duration(shown).unwrap_or_else(|| panic!("no duration in {line:?}"))
 }
 
 /// The lines of `text` that start with one of `prefixes`, in order.

@@ -7,24 +7,13 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, Socket, Type};
 
 use crate::echo::{client, expect_echo, named, read_to_eof, stop, three_at_once};
-use crate::harness::{Run, assert_refused, assert_snapshot, listing, reset, serving};
+use crate::harness::{
+    Run, assert_refused, assert_snapshot, debug_duration, listing, reset, serving,
+};
 
-/// A duration as `{:?}` prints it (`11.585ms`, `83µs`): what the snapshot shows as
-/// [DURATION].
+/// A duration as `{:?}` prints it (`11.585ms`, `83µs`).
 fn duration(shown: &str) -> Duration {
-    let unit_at = shown
-        .find(|c: char| c.is_alphabetic())
-        .unwrap_or_else(|| panic!("no unit in {shown:?}"));
-    let (number, unit) = shown.split_at(unit_at);
-    let number: f64 = number.parse().unwrap_or_else(|_| panic!("{shown:?}"));
-    let scale = match unit {
-        "s" => 1.0,
-        "ms" => 1e-3,
-        "µs" => 1e-6,
-        "ns" => 1e-9,
-        _ => panic!("unknown unit in {shown:?}"),
-    };
-    Duration::from_secs_f64(number * scale)
+    debug_duration(shown).unwrap_or_else(|| panic!("not a duration: {shown:?}"))
 }
 
 /// The word after `before` on the line that starts with `prefix`.

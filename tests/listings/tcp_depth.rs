@@ -6,7 +6,9 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::Duration;
 
-use crate::harness::{Run, assert_refused, assert_snapshot, listing, python3_present, serving};
+use crate::harness::{
+    Run, assert_refused, assert_snapshot, debug_duration, listing, python3_present, serving,
+};
 
 /// A test client, named in the server's log (which brackets addresses) as `[client NAME]`.
 fn client(server: &mut Run, addr: SocketAddr, name: &str) -> TcpStream {
@@ -208,26 +210,11 @@ fn time_wait_without_python_skips_its_python_half() {
     );
 }
 
-/// A duration as `Debug` prints it: `43.9ms`, `8.2µs`, `1.5s`, `900ns`.
-fn parse_duration(text: &str) -> Option<Duration> {
-    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().ok()?;
-    let seconds = match unit {
-        "s" => number,
-        "ms" => number / 1e3,
-        "µs" => number / 1e6,
-        "ns" => number / 1e9,
-        _ => return None,
-    };
-    Some(Duration::from_secs_f64(seconds))
-}
-
 /// The p50 on the line that starts with `way`.
 fn p50(text: &str, way: &str) -> Duration {
     text.lines()
         .find_map(|line| line.strip_prefix(way)?.strip_prefix(": p50 "))
-        .and_then(|rest| parse_duration(rest.split(',').next()?))
+        .and_then(|rest| debug_duration(rest.split(',').next()?))
         .unwrap_or_else(|| panic!("no p50 for {way}:\n{text}"))
 }
 
@@ -317,8 +304,7 @@ fn keepalive_probes_an_idle_connection_and_drops_a_dead_peer() {
     // listing's own 34 s read timeout.
     let waited = text
         .lines()
-        .find_map(|line| line.rsplit_once(") after ")?.1.parse::<String>().ok())
-        .and_then(|figure| parse_duration(&figure))
+        .find_map(|line| debug_duration(line.rsplit_once(") after ")?.1))
         .unwrap_or_else(|| panic!("no wait:\n{text}"));
     assert!(
         waited >= Duration::from_millis(3750) && waited < Duration::from_secs(30),
