@@ -113,6 +113,13 @@ fn length_prefix_refuses_a_negative_maximum() {
     assert_refused!("length-prefix", &["--max-frame=-1"], "negative-max");
 }
 
+// A read timeout of zero seconds is no timeout at all to std (`set_read_timeout` refuses
+// `Some(ZERO)`), so clap refuses it before a connection is made.
+#[test]
+fn length_prefix_refuses_a_zero_idle_timeout() {
+    assert_refused!("length-prefix", &["--idle", "0"], "zero-idle");
+}
+
 #[test]
 fn half_close_ends_a_request_and_still_reads_the_reply() {
     let transcript = listing("half-close").spawn().finish();
