@@ -99,6 +99,26 @@ mod tests {
     }
     // ANCHOR_END: model
 
+    /// The counter's case, for contrast: two threads add 1 with Relaxed,
+    /// and the read after both joins sees 2 in every execution. The joins
+    /// order the read; nothing else is read on the strength of the count.
+    #[test]
+    fn relaxed_is_enough_for_a_counter() {
+        loom::model(|| {
+            let count = Arc::new(AtomicU64::new(0));
+            let adders: Vec<_> = (0..2)
+                .map(|_| {
+                    let count = Arc::clone(&count);
+                    thread::spawn(move || count.fetch_add(1, Relaxed))
+                })
+                .collect();
+            for adder in adders {
+                adder.join().unwrap();
+            }
+            assert_eq!(count.load(Relaxed), 2);
+        });
+    }
+
     // ANCHOR: broken
     /// publish with a Relaxed flag: nothing orders the result before it.
     fn publish_relaxed(mailbox: &Mailbox, result: u64) {
