@@ -13,6 +13,7 @@ mod ipc;
 mod iterators;
 mod mutex;
 mod names;
+mod ordering;
 mod queues;
 mod reactor;
 mod readiness;
