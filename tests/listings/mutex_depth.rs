@@ -62,3 +62,70 @@ fn lock_order_rejects_an_unknown_order() {
 fn lock_order_rejects_a_zero_deadline() {
     assert_refused!("lock-order", &["--deadline-ms", "0"], "bad-deadline");
 }
+
+#[test]
+fn readers_writer_lets_every_reader_in_at_once_and_the_writer_after() {
+    let transcript = listing("readers-writer").spawn().finish();
+    let text = &transcript.text;
+    assert!(transcript.status.success(), "{text}");
+    // Reaching this line at all means every reader held the lock at once:
+    // main passed a barrier that each reader reaches only while reading.
+    assert!(
+        text.contains("3 readers hold the read lock at once\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("while they read, try_write() is Err(WouldBlock)\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("while they read, try_read() is Ok(guard)\n"),
+        "{text}"
+    );
+    // Every reader saw the list before the write, none a half-written one.
+    assert_eq!(
+        text.matches(": version 1, coffee 250 cents\n").count(),
+        3,
+        "{text}"
+    );
+    assert!(
+        text.ends_with("after write(): version 2, coffee 275 cents\n"),
+        "{text}"
+    );
+    assert_snapshot!(transcript, "run");
+}
+
+#[test]
+fn readers_writer_rejects_a_single_reader() {
+    assert_refused!("readers-writer", &["--readers", "1"], "one-reader");
+}
+
+/// What `park-consumer` prints, whatever the timing: every item, in order,
+/// then the end; never the notes' early "finish".
+const PARKED_CONSUMER: &str = "get A\nget B\nget C\n\
+    finish: the producer is done and the queue is empty\n";
+
+#[test]
+fn park_consumer_gets_every_item_then_finishes() {
+    let transcript = listing("park-consumer").spawn().finish();
+    assert!(transcript.status.success(), "{}", transcript.text);
+    assert_eq!(transcript.text, PARKED_CONSUMER);
+    assert_snapshot!(transcript, "run");
+}
+
+#[test]
+fn park_consumer_without_a_pause_still_waits_for_done() {
+    // With no pause, the consumer may find the queue empty, find it full, or
+    // race the producer's every step: the output is the same.
+    let transcript = listing("park-consumer")
+        .args(["--pause-ms", "0"])
+        .spawn()
+        .finish();
+    assert!(transcript.status.success(), "{}", transcript.text);
+    assert_eq!(transcript.text, PARKED_CONSUMER);
+}
+
+#[test]
+fn park_consumer_rejects_a_long_pause() {
+    assert_refused!("park-consumer", &["--pause-ms", "60000"], "long-pause");
+}
