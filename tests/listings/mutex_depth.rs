@@ -54,6 +54,41 @@ fn lock_order_by_id_completes_both_transfers() {
 }
 
 #[test]
+fn lock_order_back_off_completes_after_backing_off() {
+    let mut transcript = listing("lock-order")
+        .args(["--order", "back-off"])
+        .spawn()
+        .finish();
+    let text = &transcript.text;
+    assert!(transcript.status.success(), "{text}");
+    // Each transfer locks the account the money leaves first, as in the
+    // deadlocked run, and still completes.
+    for (n, first, second) in [(1, 1, 2), (2, 2, 1)] {
+        assert!(
+            text.contains(&format!(
+                "transfer {n}: done: locked account {first}, then account {second}\n"
+            )),
+            "{text}"
+        );
+    }
+    assert!(
+        text.contains("balances: account 1 = 120, account 2 = 80\n"),
+        "{text}"
+    );
+    // Both transfers hold their first lock when they try their second, so
+    // the first try_lock of the two always fails: one back-off at least.
+    // How many more depends on the scheduler.
+    let back_offs: u32 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("back-offs in all: "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count of back-offs:\n{text}"));
+    assert!(back_offs >= 1, "{text}");
+    transcript.redact_matches(r"back-offs in all: \d+", "back-offs in all: [1 OR MORE]");
+    assert_snapshot!(transcript, "back-off");
+}
+
+#[test]
 fn lock_order_rejects_an_unknown_order() {
     assert_refused!("lock-order", &["--order", "by-amount"], "bad-order");
 }

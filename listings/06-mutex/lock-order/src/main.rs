@@ -2,11 +2,13 @@
 //! same two accounts, one each way, each locking the account it takes money
 //! from first: each holds one lock and waits for the other's, for ever.
 //! std's Mutex has no timed lock, so main waits for the transfers with a
-//! deadline and reports who holds what. Locking by account id fixes it.
+//! deadline and reports who holds what. Locking by account id fixes it;
+//! so does try_lock on the second account, backing off when it is taken.
 
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Barrier, Mutex, MutexGuard, TryLockError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -25,12 +27,15 @@ struct Args {
     deadline_ms: u64,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, PartialEq, ValueEnum)]
 enum Order {
     /// The account the money leaves first: the order a transfer reads in.
     FromFirst,
     /// The lower account id first, whichever way the money goes.
     ById,
+    /// From first, but never wait holding a lock: try the second, and if
+    /// it is taken, release the first, pause, and start again.
+    BackOff,
 }
 
 fn main() -> ExitCode {
@@ -48,6 +53,8 @@ fn main() -> ExitCode {
 struct Bank {
     accounts: Vec<Mutex<u64>>,
     board: Mutex<Vec<String>>,
+    backed_off: AtomicU32,
+    all_hold_one: Barrier,
 }
 
 struct Transfer {
@@ -61,7 +68,7 @@ impl Order {
     /// The two accounts of a transfer, in the order this rule locks them.
     fn locks(self, t: &Transfer) -> (usize, usize) {
         match self {
-            Order::FromFirst => (t.from, t.to),
+            Order::FromFirst | Order::BackOff => (t.from, t.to),
             Order::ById => (t.from.min(t.to), t.from.max(t.to)),
         }
     }
@@ -85,14 +92,7 @@ fn transfer(
     );
     bad_luck(bank, firsts);
     let mut b = lock(&bank.accounts[second])?;
-    // a is the account locked first: which of the two it is depends on the order.
-    let (from, to) = if first == t.from {
-        (&mut *a, &mut *b)
-    } else {
-        (&mut *b, &mut *a)
-    };
-    *from -= t.amount;
-    *to += t.amount;
+    move_money(t, first, &mut a, &mut b);
     bank.post(
         n,
         format!("done: locked account {first}, then account {second}"),
@@ -100,6 +100,53 @@ fn transfer(
     Ok(())
 }
 // ANCHOR_END: transfer
+
+// ANCHOR: back-off
+fn transfer_backing_off(bank: &Bank, n: usize, t: &Transfer) -> Result<()> {
+    let (first, second) = (t.from, t.to);
+    for attempt in 0_u32.. {
+        let mut a = lock(&bank.accounts[first])?;
+        bank.post(
+            n,
+            format!("holds account {first} and tries account {second}"),
+        );
+        if attempt == 0 {
+            // Bad luck, made certain: nobody here waits in lock() while
+            // holding a lock, so a Barrier can hold both at their first.
+            bank.all_hold_one.wait();
+        }
+        match bank.accounts[second].try_lock() {
+            Ok(mut b) => {
+                move_money(t, first, &mut a, &mut b);
+                bank.post(
+                    n,
+                    format!(
+                        "done: locked account {first}, then account {second}"
+                    ),
+                );
+                return Ok(());
+            }
+            Err(TryLockError::WouldBlock) => {
+                drop(a);
+                bank.backed_off.fetch_add(1, Ordering::Relaxed);
+                // Pauses that differ between transfers, so that two which
+                // collided once do not collide again in step (a livelock).
+                let pause = (n as u32 + 1) * (attempt + 1).min(20);
+                thread::sleep(Duration::from_millis(u64::from(pause)));
+            }
+            Err(TryLockError::Poisoned(_)) => bail!("a transfer panicked"),
+        }
+    }
+    unreachable!("an unbounded range")
+}
+// ANCHOR_END: back-off
+
+/// Moves the money between two locked accounts; `a` is the one locked first.
+fn move_money(t: &Transfer, first: usize, a: &mut u64, b: &mut u64) {
+    let (from, to) = if first == t.from { (a, b) } else { (b, a) };
+    *from -= t.amount;
+    *to += t.amount;
+}
 
 // ANCHOR: bad-luck
 /// Bad luck, made certain: returns once the account that every transfer
@@ -146,6 +193,8 @@ fn run(args: Args) -> Result<()> {
     let bank = Arc::new(Bank {
         accounts: [0, 100, 100].map(Mutex::new).into(),
         board: Mutex::new(vec![String::new(); transfers.len()]),
+        backed_off: AtomicU32::new(0),
+        all_hold_one: Barrier::new(transfers.len()),
     });
     let firsts: Arc<[usize]> =
         transfers.iter().map(|t| args.order.locks(t).0).collect();
@@ -165,7 +214,10 @@ fn run(args: Args) -> Result<()> {
         // Not a scoped thread: a scope joins its threads at its end, and a
         // deadlocked thread never ends. These end with the process.
         thread::spawn(move || {
-            let _ = done_tx.send(transfer(&bank, n, &t, args.order, &firsts));
+            let _ = done_tx.send(match args.order {
+                Order::BackOff => transfer_backing_off(&bank, n, &t),
+                order => transfer(&bank, n, &t, order, &firsts),
+            });
         });
     }
     let deadline = Instant::now() + Duration::from_millis(args.deadline_ms);
@@ -191,6 +243,10 @@ fn run(args: Args) -> Result<()> {
         .enumerate()
     {
         println!("transfer {}: {status}", n + 1);
+    }
+    if args.order == Order::BackOff {
+        let times = bank.backed_off.load(Ordering::Relaxed);
+        println!("back-offs in all: {times}");
     }
     let balance = |id: usize| lock(&bank.accounts[id]).map(|b| *b);
     println!(
