@@ -12,6 +12,7 @@ mod http;
 mod ipc;
 mod iterators;
 mod mutex;
+mod mutex_depth;
 mod names;
 mod ordering;
 mod queues;
