@@ -55,3 +55,22 @@ fn mpsc_backpressure_holds_the_producer_until_the_consumer_takes_an_item() {
 fn mpsc_backpressure_refuses_a_capacity_of_zero() {
     assert_refused!("mpsc-backpressure", &["--capacity", "0"], "zero-capacity");
 }
+
+#[test]
+fn actor_channels_reply_by_oneshot_keep_the_newest_watch_value_and_broadcast_to_all() {
+    let transcript = listing("actor-channels").spawn().finish();
+    assert!(transcript.status.success(), "{}", transcript.text);
+    for line in [
+        "oneshot: / has 2 hit(s)",
+        "oneshot: the counter ended, having seen 2 page(s)",
+        // Two values sent with no await between them: the worker sees only the newest.
+        "watch: the worker saw starting, then shutting down",
+        "broadcast: early subscriber got first, second, third",
+        // A subscriber gets only what is sent after it subscribed.
+        "broadcast: late subscriber got second, third",
+    ] {
+        position(&transcript, line);
+    }
+    assert!(!transcript.text.contains("serving"), "{}", transcript.text);
+    assert_snapshot!(transcript, "run");
+}
