@@ -197,3 +197,42 @@ fn broadcast_chat_refuses_a_line_not_in_utf8() {
 fn broadcast_chat_refuses_a_ring_of_zero() {
     assert_refused!("broadcast-chat", &["--capacity", "0"], "zero-capacity");
 }
+
+#[test]
+fn async_streams_are_lazy_run_a_few_at_a_time_and_end_with_their_channel() {
+    let transcript = listing("async-streams").spawn().finish();
+    assert!(transcript.status.success(), "{}", transcript.text);
+    // Nothing runs before the first next, and each step runs only when asked for.
+    let made = position(&transcript, "squares: made a stream; nothing has run yet");
+    assert!(made < position(&transcript, "  unfold: step 0"));
+    assert!(position(&transcript, "squares: got 0") < position(&transcript, "  unfold: step 1"));
+    // take(3): a fourth step never runs.
+    assert!(!transcript.text.contains("step 3"), "{}", transcript.text);
+    // Finished first is out first: lookup 3 needs the fewest turns.
+    position(
+        &transcript,
+        "lookups: results in the order they finished: [300, 100, 200, 400, 600, 500]",
+    );
+    position(&transcript, "lookups: at most 3 running at once (limit 3)");
+    position(
+        &transcript,
+        "channel: word lengths [5, 4, 5], then the stream ended",
+    );
+    position(&transcript, "countdown: [3, 2, 1]");
+    assert_snapshot!(transcript, "run");
+    // One at a time, the lookups finish in the order they started.
+    let one = listing("async-streams")
+        .args(["--at-once", "1"])
+        .spawn()
+        .finish();
+    position(
+        &one,
+        "lookups: results in the order they finished: [100, 200, 300, 400, 500, 600]",
+    );
+    position(&one, "lookups: at most 1 running at once (limit 1)");
+}
+
+#[test]
+fn async_streams_refuse_zero_at_once() {
+    assert_refused!("async-streams", &["--at-once", "0"], "zero-at-once");
+}
