@@ -19,16 +19,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    // One thread, as asyncio has: tasks take turns only at an `.await`, so the
-    // lines come out in the same order on every run.
-    let runtime = match tokio::runtime::Builder::new_current_thread().build() {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("actor-channels: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(Args::parse())) {
+    match run(Args::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("actor-channels: {e:#}");
@@ -37,6 +28,9 @@ fn main() -> ExitCode {
     }
 }
 
+// One thread, as asyncio has: tasks take turns only at an `.await`, so the
+// lines come out in the same order on every run.
+#[tokio::main(flavor = "current_thread")]
 async fn run(args: Args) -> Result<()> {
     actor(&args.pages).await?;
     latest().await?;

@@ -25,16 +25,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    // One thread, as asyncio has: tasks take turns only at an `.await`, so the
-    // lines come out in the same order on every run.
-    let runtime = match tokio::runtime::Builder::new_current_thread().build() {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("async-streams: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(Args::parse())) {
+    match run(Args::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("async-streams: {e:#}");
@@ -43,6 +34,9 @@ fn main() -> ExitCode {
     }
 }
 
+// One thread, as asyncio has: tasks take turns only at an `.await`, so the
+// lines come out in the same order on every run.
+#[tokio::main(flavor = "current_thread")]
 async fn run(args: Args) -> Result<()> {
     squares().await;
     lookups(args.at_once.into()).await;
