@@ -862,8 +862,11 @@ fn search_misses(language: &str, terms: &[(&str, &str)]) -> Option<Vec<String>> 
 }
 
 /// A chapter that goes beyond the notes quotes no note's Chinese: an English term only.
-const BEYOND_THE_NOTES_TERMS: [(&str, &str); 2] =
-    [("readiness.html", "epoll"), ("choosing.html", "choosing")];
+const BEYOND_THE_NOTES_TERMS: [(&str, &str); 3] = [
+    ("readiness.html", "epoll"),
+    ("async-channels.html", "oneshot"),
+    ("choosing.html", "choosing"),
+];
 
 #[test]
 fn search_finds_an_english_term_of_each_chapter() {

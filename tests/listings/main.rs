@@ -4,6 +4,7 @@
 mod harness;
 
 mod async_basics;
+mod async_channels;
 mod c10k;
 mod coroutines;
 mod echo;
