@@ -7,6 +7,7 @@ mod async_basics;
 mod c10k;
 mod coroutines;
 mod echo;
+mod futures;
 mod gil;
 mod http;
 mod ipc;

@@ -1,0 +1,103 @@
+//! Chapter 14, beyond the notes: futures in depth. Send futures and locks across `.await`.
+
+use crate::harness::{Transcript, assert_refused, assert_snapshot, compile_error_with, listing};
+
+/// The lines the peer received, after the `the peer received:` line.
+fn received(transcript: &Transcript) -> Vec<&str> {
+    transcript
+        .text
+        .lines()
+        .skip_while(|l| *l != "the peer received:")
+        .skip(1)
+        .collect()
+}
+
+#[test]
+fn lock_across_await_keeps_each_exchange_whole() {
+    let transcript = listing("lock-across-await").spawn().finish();
+    assert!(transcript.status.success(), "{}", transcript.text);
+    for id in 1..=3 {
+        assert!(
+            transcript
+                .text
+                .contains(&format!("task {id}: visitor number {id}\n")),
+            "{}",
+            transcript.text
+        );
+    }
+    // Under one lock for the whole exchange, each request is followed by its own reply.
+    let lines = received(&transcript);
+    assert_eq!(lines.len(), 6, "{}", transcript.text);
+    for pair in lines.chunks(2) {
+        let request = pair[0].strip_suffix(": request");
+        assert_eq!(
+            request,
+            pair[1].strip_suffix(": reply"),
+            "{}",
+            transcript.text
+        );
+        assert!(request.is_some(), "{}", transcript.text);
+    }
+    assert_snapshot!(transcript, "run");
+}
+
+#[test]
+fn lock_across_await_locked_per_line_interleaves() {
+    let transcript = listing("lock-across-await")
+        .args(["--lock-each-line"])
+        .spawn()
+        .finish();
+    assert!(transcript.status.success(), "{}", transcript.text);
+    // Every task wrote its request before any reply: the others came in between.
+    let lines = received(&transcript);
+    assert_eq!(lines.len(), 6, "{}", transcript.text);
+    assert!(
+        lines[..3].iter().all(|l| l.ends_with(": request"))
+            && lines[3..].iter().all(|l| l.ends_with(": reply")),
+        "{}",
+        transcript.text
+    );
+    assert_snapshot!(transcript, "lock-each-line");
+}
+
+#[test]
+fn lock_across_await_refuses_zero_tasks() {
+    assert_refused!("lock-across-await", &["--tasks", "0"], "zero-tasks");
+}
+
+#[test]
+fn a_std_guard_across_an_await_is_not_send() {
+    let transcript = compile_error_with(
+        "listings/14-futures/lock-across-await/does-not-compile/guard-across-await.rs",
+        &["tokio"],
+    );
+    for expected in [
+        "future cannot be sent between threads safely",
+        "is not implemented for `std::sync::MutexGuard<'_, i32>`",
+        "await occurs here",
+        "required by a bound in `tokio::spawn`",
+    ] {
+        assert!(
+            transcript.text.contains(expected),
+            "no {expected:?} in:\n{}",
+            transcript.text
+        );
+    }
+    assert_snapshot!(transcript, "guard-across-await-does-not-compile");
+}
+
+#[test]
+fn a_guard_dropped_by_hand_still_counts_as_held() {
+    let transcript = compile_error_with(
+        "listings/14-futures/lock-across-await/does-not-compile/drop-before-await.rs",
+        &["tokio"],
+    );
+    assert!(
+        transcript
+            .text
+            .contains("future cannot be sent between threads safely"),
+        "{}",
+        transcript.text
+    );
+    assert_snapshot!(transcript, "drop-before-await-does-not-compile");
+}
