@@ -101,3 +101,45 @@ fn a_guard_dropped_by_hand_still_counts_as_held() {
     );
     assert_snapshot!(transcript, "drop-before-await-does-not-compile");
 }
+
+#[test]
+fn pin_deadline_reads_what_came_then_stops_at_the_deadline() {
+    let transcript = listing("pin-deadline").spawn().finish();
+    assert!(transcript.status.success(), "{}", transcript.text);
+    // `biased` reads the lines already sent before it looks at the clock, so all three come
+    // however late the loop starts; then the peer is quiet, and only the deadline ends it.
+    assert!(
+        transcript.text.ends_with(
+            "received: line 1\nreceived: line 2\nreceived: line 3\n\
+             the deadline (100 ms) passed; lines received: 3\n"
+        ),
+        "{}",
+        transcript.text
+    );
+    assert_snapshot!(transcript, "run");
+}
+
+#[test]
+fn pin_deadline_refuses_a_zero_deadline() {
+    assert_refused!("pin-deadline", &["--deadline-ms", "0"], "zero-deadline");
+}
+
+#[test]
+fn an_unpinned_sleep_in_select_does_not_compile() {
+    let transcript = compile_error_with(
+        "listings/14-futures/pin-deadline/does-not-compile/unpinned-deadline.rs",
+        &["tokio"],
+    );
+    for expected in [
+        "error[E0277]: `PhantomPinned` cannot be unpinned",
+        "required for `Sleep` to implement `Unpin`",
+        "consider using the `pin!` macro",
+    ] {
+        assert!(
+            transcript.text.contains(expected),
+            "no {expected:?} in:\n{}",
+            transcript.text
+        );
+    }
+    assert_snapshot!(transcript, "unpinned-deadline-does-not-compile");
+}
