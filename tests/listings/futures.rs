@@ -143,3 +143,53 @@ fn an_unpinned_sleep_in_select_does_not_compile() {
     }
     assert_snapshot!(transcript, "unpinned-deadline-does-not-compile");
 }
+
+#[test]
+fn local_tasks_share_an_rc_on_one_thread() {
+    let transcript = listing("local-tasks").spawn().finish();
+    assert!(transcript.status.success(), "{}", transcript.text);
+    // Every task recorded its visit before any resumed from its yield: on one thread, each
+    // runs until it awaits. When all are done, only main's reference is left.
+    for id in 1..=3 {
+        assert!(
+            transcript
+                .text
+                .contains(&format!("task {id}: 3 visitors so far\n")),
+            "{}",
+            transcript.text
+        );
+    }
+    assert!(
+        transcript
+            .text
+            .ends_with("visitors: [1, 2, 3]; references to the list left: 1\n"),
+        "{}",
+        transcript.text
+    );
+    assert_snapshot!(transcript, "run");
+}
+
+#[test]
+fn local_tasks_refuses_zero_tasks() {
+    assert_refused!("local-tasks", &["--tasks", "0"], "zero-tasks");
+}
+
+#[test]
+fn an_rc_in_a_spawned_task_is_not_send() {
+    let transcript = compile_error_with(
+        "listings/14-futures/local-tasks/does-not-compile/rc-task.rs",
+        &["tokio"],
+    );
+    for expected in [
+        "future cannot be sent between threads safely",
+        "the trait `Send` is not implemented for `Rc<RefCell<Vec<&str>>>`",
+        "captured value is not `Send`",
+    ] {
+        assert!(
+            transcript.text.contains(expected),
+            "no {expected:?} in:\n{}",
+            transcript.text
+        );
+    }
+    assert_snapshot!(transcript, "rc-task-does-not-compile");
+}
