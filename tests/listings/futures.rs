@@ -1,6 +1,11 @@
-//! Chapter 14, beyond the notes: futures in depth. Send futures and locks across `.await`.
+//! Chapter 14, beyond the notes: futures in depth. Send futures and locks across `.await`,
+//! Pin, LocalSet, a task that never awaits, and async fn in traits.
 
-use crate::harness::{Transcript, assert_refused, assert_snapshot, compile_error_with, listing};
+use std::time::Duration;
+
+use crate::harness::{
+    Transcript, assert_refused, assert_snapshot, compile_error_with, debug_duration, listing,
+};
 
 /// The lines the peer received, after the `the peer received:` line.
 fn received(transcript: &Transcript) -> Vec<&str> {
@@ -192,4 +197,64 @@ fn an_rc_in_a_spawned_task_is_not_send() {
         );
     }
     assert_snapshot!(transcript, "rc-task-does-not-compile");
+}
+
+/// The fields of the line that starts with `prefix`: `ticks while busy: N; worst lateness: D`.
+fn ticks_and_lateness(transcript: &Transcript, prefix: &str) -> (usize, Duration) {
+    let line = transcript
+        .text
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("no line {prefix:?} in:\n{}", transcript.text));
+    let (ticks, late) = line
+        .strip_prefix("ticks while busy: ")
+        .and_then(|rest| rest.split_once("; worst lateness: "))
+        .unwrap_or_else(|| panic!("unexpected line {line:?}"));
+    let ticks = ticks
+        .parse()
+        .unwrap_or_else(|_| panic!("no count in {line:?}"));
+    let late = debug_duration(late).unwrap_or_else(|| panic!("no duration in {line:?}"));
+    (ticks, late)
+}
+
+#[test]
+fn busy_task_starves_its_thread_and_stops_only_at_an_await() {
+    let mut transcript = listing("busy-task").measuring().spawn().finish();
+    assert!(transcript.status.success(), "{}", transcript.text);
+    // By design, not by timing: one thread, and a loop with no .await, so the ticker cannot
+    // run until it ends. Its first tick was due a tick after it began, before the busy task
+    // took the thread, and came only when the 200 ms were over: load can only delay it more.
+    let (ticks, late) = ticks_and_lateness(&transcript, "without yielding: ");
+    assert_eq!(ticks, 0, "{}", transcript.text);
+    assert!(
+        late >= Duration::from_millis(190),
+        "a tick came {late:?} late:\n{}",
+        transcript.text
+    );
+    // With a yield every millisecond, the ticker gets turns while the task is busy: about
+    // 20 ticks fall due in 200 ms; one is a wide margin even on a loaded machine.
+    let (ticks, _) = ticks_and_lateness(&transcript, "with yield_now: ");
+    assert!(ticks >= 1, "{}", transcript.text);
+    // abort() returned while the task spun; it spun on, and was stopped at its .await.
+    assert!(
+        transcript.text.ends_with(
+            "spinner: abort() has returned; I spun 50 ms more, and now I await\n\
+             its handle: cancelled, at the .await\n"
+        ),
+        "{}",
+        transcript.text
+    );
+    transcript.redact_matches(r"(with yield_now: ticks while busy:) \d+", "$1 [N]");
+    assert_snapshot!(transcript, "run");
+    transcript.record_measurement("run");
+}
+
+#[test]
+fn busy_task_refuses_a_tick_longer_than_the_work() {
+    let transcript = listing("busy-task")
+        .args(["--busy-ms", "20", "--tick-ms", "30"])
+        .spawn()
+        .finish();
+    assert_eq!(transcript.status.code(), Some(1), "{}", transcript.text);
+    assert_snapshot!(transcript, "tick-longer-than-busy");
 }
