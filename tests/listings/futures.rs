@@ -258,3 +258,67 @@ fn busy_task_refuses_a_tick_longer_than_the_work() {
     assert_eq!(transcript.status.code(), Some(1), "{}", transcript.text);
     assert_snapshot!(transcript, "tick-longer-than-busy");
 }
+
+#[test]
+fn async_trait_answers_through_generics_and_through_dyn() {
+    let transcript = listing("async-trait").spawn().finish();
+    assert!(transcript.status.success(), "{}", transcript.text);
+    // Both ways call the same implementations: the generic counts agree with the dyn answers.
+    for line in [
+        "table knows 2 of the names",
+        "directory knows 1 of the names",
+        "ada in the table: Ada Lovelace",
+        "linus in the directory: Linus Torvalds",
+    ] {
+        assert!(
+            transcript.text.contains(&format!("{line}\n")),
+            "no {line:?} in:\n{}",
+            transcript.text
+        );
+    }
+    assert_snapshot!(transcript, "run");
+}
+
+#[test]
+fn async_trait_refuses_a_long_delay() {
+    assert_refused!("async-trait", &["--delay-ms", "5000"], "long-delay");
+}
+
+#[test]
+fn a_trait_with_an_async_fn_is_not_dyn_compatible() {
+    let transcript = compile_error_with(
+        "listings/14-futures/async-trait/does-not-compile/dyn-lookup.rs",
+        &["tokio"],
+    );
+    for expected in [
+        "error[E0038]: the trait `Lookup` is not dyn compatible",
+        "because method `look_up` is `async`",
+    ] {
+        assert!(
+            transcript.text.contains(expected),
+            "no {expected:?} in:\n{}",
+            transcript.text
+        );
+    }
+    assert_snapshot!(transcript, "dyn-lookup-does-not-compile");
+}
+
+#[test]
+fn a_trait_async_fn_promises_no_send() {
+    let transcript = compile_error_with(
+        "listings/14-futures/async-trait/does-not-compile/spawn-generic.rs",
+        &["tokio"],
+    );
+    for expected in [
+        "future cannot be sent between threads safely",
+        "it awaits another future which is not `Send`",
+        "-> impl std::future::Future<Output = Option<String>> + Send;",
+    ] {
+        assert!(
+            transcript.text.contains(expected),
+            "no {expected:?} in:\n{}",
+            transcript.text
+        );
+    }
+    assert_snapshot!(transcript, "spawn-generic-does-not-compile");
+}
