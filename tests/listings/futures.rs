@@ -7,6 +7,20 @@ use crate::harness::{
     Transcript, assert_refused, assert_snapshot, compile_error_with, debug_duration, listing,
 };
 
+/// Compiles a snippet of this chapter that uses tokio and must not compile, and checks that
+/// the compiler's messages say each of `expected`.
+fn refused_by_rustc(snippet: &str, expected: &[&str]) -> Transcript {
+    let transcript = compile_error_with(snippet, &["tokio"]);
+    for expected in expected {
+        assert!(
+            transcript.text.contains(expected),
+            "no {expected:?} in:\n{}",
+            transcript.text
+        );
+    }
+    transcript
+}
+
 /// The lines the peer received, after the `the peer received:` line.
 fn received(transcript: &Transcript) -> Vec<&str> {
     transcript
@@ -72,37 +86,23 @@ fn lock_across_await_refuses_zero_tasks() {
 
 #[test]
 fn a_std_guard_across_an_await_is_not_send() {
-    let transcript = compile_error_with(
+    let transcript = refused_by_rustc(
         "listings/14-futures/lock-across-await/does-not-compile/guard-across-await.rs",
-        &["tokio"],
+        &[
+            "future cannot be sent between threads safely",
+            "is not implemented for `std::sync::MutexGuard<'_, i32>`",
+            "await occurs here",
+            "required by a bound in `tokio::spawn`",
+        ],
     );
-    for expected in [
-        "future cannot be sent between threads safely",
-        "is not implemented for `std::sync::MutexGuard<'_, i32>`",
-        "await occurs here",
-        "required by a bound in `tokio::spawn`",
-    ] {
-        assert!(
-            transcript.text.contains(expected),
-            "no {expected:?} in:\n{}",
-            transcript.text
-        );
-    }
     assert_snapshot!(transcript, "guard-across-await-does-not-compile");
 }
 
 #[test]
 fn a_guard_dropped_by_hand_still_counts_as_held() {
-    let transcript = compile_error_with(
+    let transcript = refused_by_rustc(
         "listings/14-futures/lock-across-await/does-not-compile/drop-before-await.rs",
-        &["tokio"],
-    );
-    assert!(
-        transcript
-            .text
-            .contains("future cannot be sent between threads safely"),
-        "{}",
-        transcript.text
+        &["future cannot be sent between threads safely"],
     );
     assert_snapshot!(transcript, "drop-before-await-does-not-compile");
 }
@@ -131,21 +131,14 @@ fn pin_deadline_refuses_a_zero_deadline() {
 
 #[test]
 fn an_unpinned_sleep_in_select_does_not_compile() {
-    let transcript = compile_error_with(
+    let transcript = refused_by_rustc(
         "listings/14-futures/pin-deadline/does-not-compile/unpinned-deadline.rs",
-        &["tokio"],
+        &[
+            "error[E0277]: `PhantomPinned` cannot be unpinned",
+            "required for `Sleep` to implement `Unpin`",
+            "consider using the `pin!` macro",
+        ],
     );
-    for expected in [
-        "error[E0277]: `PhantomPinned` cannot be unpinned",
-        "required for `Sleep` to implement `Unpin`",
-        "consider using the `pin!` macro",
-    ] {
-        assert!(
-            transcript.text.contains(expected),
-            "no {expected:?} in:\n{}",
-            transcript.text
-        );
-    }
     assert_snapshot!(transcript, "unpinned-deadline-does-not-compile");
 }
 
@@ -181,21 +174,14 @@ fn local_tasks_refuses_zero_tasks() {
 
 #[test]
 fn an_rc_in_a_spawned_task_is_not_send() {
-    let transcript = compile_error_with(
+    let transcript = refused_by_rustc(
         "listings/14-futures/local-tasks/does-not-compile/rc-task.rs",
-        &["tokio"],
+        &[
+            "future cannot be sent between threads safely",
+            "the trait `Send` is not implemented for `Rc<RefCell<Vec<&str>>>`",
+            "captured value is not `Send`",
+        ],
     );
-    for expected in [
-        "future cannot be sent between threads safely",
-        "the trait `Send` is not implemented for `Rc<RefCell<Vec<&str>>>`",
-        "captured value is not `Send`",
-    ] {
-        assert!(
-            transcript.text.contains(expected),
-            "no {expected:?} in:\n{}",
-            transcript.text
-        );
-    }
     assert_snapshot!(transcript, "rc-task-does-not-compile");
 }
 
@@ -286,39 +272,25 @@ fn async_trait_refuses_a_long_delay() {
 
 #[test]
 fn a_trait_with_an_async_fn_is_not_dyn_compatible() {
-    let transcript = compile_error_with(
+    let transcript = refused_by_rustc(
         "listings/14-futures/async-trait/does-not-compile/dyn-lookup.rs",
-        &["tokio"],
+        &[
+            "error[E0038]: the trait `Lookup` is not dyn compatible",
+            "because method `look_up` is `async`",
+        ],
     );
-    for expected in [
-        "error[E0038]: the trait `Lookup` is not dyn compatible",
-        "because method `look_up` is `async`",
-    ] {
-        assert!(
-            transcript.text.contains(expected),
-            "no {expected:?} in:\n{}",
-            transcript.text
-        );
-    }
     assert_snapshot!(transcript, "dyn-lookup-does-not-compile");
 }
 
 #[test]
 fn a_trait_async_fn_promises_no_send() {
-    let transcript = compile_error_with(
+    let transcript = refused_by_rustc(
         "listings/14-futures/async-trait/does-not-compile/spawn-generic.rs",
-        &["tokio"],
+        &[
+            "future cannot be sent between threads safely",
+            "it awaits another future which is not `Send`",
+            "-> impl std::future::Future<Output = Option<String>> + Send;",
+        ],
     );
-    for expected in [
-        "future cannot be sent between threads safely",
-        "it awaits another future which is not `Send`",
-        "-> impl std::future::Future<Output = Option<String>> + Send;",
-    ] {
-        assert!(
-            transcript.text.contains(expected),
-            "no {expected:?} in:\n{}",
-            transcript.text
-        );
-    }
     assert_snapshot!(transcript, "spawn-generic-does-not-compile");
 }
