@@ -862,8 +862,9 @@ fn search_misses(language: &str, terms: &[(&str, &str)]) -> Option<Vec<String>> 
 }
 
 /// A chapter that goes beyond the notes quotes no note's Chinese: an English term only.
-const BEYOND_THE_NOTES_TERMS: [(&str, &str); 3] = [
+const BEYOND_THE_NOTES_TERMS: [(&str, &str); 4] = [
     ("readiness.html", "epoll"),
+    ("futures.html", "Unpin"),
     ("async-channels.html", "oneshot"),
     ("choosing.html", "choosing"),
 ];

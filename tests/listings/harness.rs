@@ -314,6 +314,15 @@ const SNAPSHOT_COMPILER: &str = env!("CARGO_PKG_RUST_VERSION");
 /// alone, as a program the book says does not compile, and returns the compiler's messages as
 /// the listing's transcript: the real error that a `compile_fail` block shows.
 pub fn compile_error(snippet: &str) -> Transcript {
+    compile_error_with(snippet, &[])
+}
+
+/// `compile_error` for a snippet that uses crates (`&["tokio"]`): rustc gets each one as
+/// `--extern`, the very `.rlib` the listings link, from the harness's one build, and the
+/// folder of its dependencies. Their source, quoted in a note, is shown from
+/// `[REGISTRY]/tokio-<version>/...`: the version is Cargo.lock's, the path before it the
+/// machine's.
+pub fn compile_error_with(snippet: &str, crates: &[&str]) -> Transcript {
     let listing = Path::new(snippet)
         .components()
         .nth(2)
@@ -324,17 +333,33 @@ pub fn compile_error(snippet: &str) -> Transcript {
     // Metadata only, written where Cargo keeps this test target's scratch files.
     let out = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("compile-error-{}-{call}", std::process::id()));
+    let mut rustc = Command::new("rustc");
+    rustc.args([
+        "--edition",
+        "2024",
+        "--color",
+        "never",
+        "--emit=metadata",
+        "-o",
+    ]);
+    rustc.arg(&out);
+    let mut shown = String::new();
+    for name in crates {
+        let rlib = build::library(name);
+        let deps = rlib.parent().expect("an rlib lives in a folder");
+        let mut extern_arg = OsString::from(format!("{name}="));
+        extern_arg.push(&rlib);
+        let mut dependency = OsString::from("dependency=");
+        dependency.push(deps);
+        rustc
+            .arg("--extern")
+            .arg(extern_arg)
+            .arg("-L")
+            .arg(dependency);
+        shown.push_str(&format!(" --extern {name}=[RLIB] -L dependency=[DEPS]"));
+    }
     let started = Instant::now();
-    let output = Command::new("rustc")
-        .args([
-            "--edition",
-            "2024",
-            "--color",
-            "never",
-            "--emit=metadata",
-            "-o",
-        ])
-        .arg(&out)
+    let output = rustc
         .arg(snippet)
         .current_dir(workspace_root())
         .output()
@@ -344,13 +369,19 @@ pub fn compile_error(snippet: &str) -> Transcript {
         !output.status.success(),
         "{snippet} compiled, but the book says it does not"
     );
+    let mut redactions = Vec::new();
+    if !crates.is_empty() {
+        // Cargo's copy of a crate's source: `~/.cargo/registry/src/index.crates.io-<hash>/`.
+        let registry = Regex::new(r"\S*/registry/src/[^/\s]+/").unwrap();
+        redactions.push((registry, "[REGISTRY]/".to_string()));
+    }
     Transcript {
         name: listing,
-        command_line: format!("$ rustc --edition 2024 {snippet}"),
+        command_line: format!("$ rustc --edition 2024{shown} {snippet}"),
         text: String::from_utf8_lossy(&output.stderr).into_owned(),
         status: output.status,
         elapsed: started.elapsed(),
-        redactions: Vec::new(),
+        redactions,
         measuring: false,
         compiler: true,
     }

@@ -8,6 +8,7 @@ mod async_channels;
 mod c10k;
 mod coroutines;
 mod echo;
+mod futures;
 mod gil;
 mod http;
 mod ipc;

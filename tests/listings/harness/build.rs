@@ -1,5 +1,6 @@
 //! The listings' binaries, built once per test run by one nested `cargo build`, and found
-//! where Cargo itself says it put them: never a stale binary, never a guessed path.
+//! where Cargo itself says it put them: never a stale binary, never a guessed path. The
+//! libraries they link (tokio) come from the same build, for `compile_error_with`.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -11,17 +12,39 @@ use std::time::{Duration, Instant};
 
 use super::workspace_root;
 
-/// The path of the binary `name` of the workspace, freshly built.
-pub fn binary(name: &str) -> PathBuf {
-    static BUILT: OnceLock<Result<HashMap<String, PathBuf>, String>> = OnceLock::new();
-    let binaries = BUILT
+/// What one build made: each binary by name, and each library's `.rlib` files by crate name
+/// (`tokio`), as Cargo reported them.
+struct Built {
+    binaries: HashMap<String, PathBuf>,
+    libraries: HashMap<String, Vec<PathBuf>>,
+}
+
+fn built() -> &'static Built {
+    static BUILT: OnceLock<Result<Built, String>> = OnceLock::new();
+    BUILT
         .get_or_init(build_workspace)
         .as_ref()
-        .unwrap_or_else(|e| panic!("{e}"));
-    binaries
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The path of the binary `name` of the workspace, freshly built.
+pub fn binary(name: &str) -> PathBuf {
+    built()
+        .binaries
         .get(name)
         .cloned()
         .unwrap_or_else(|| panic!("the workspace has no binary {name:?}: is it a listing crate?"))
+}
+
+/// The `.rlib` of the library crate `name` (`tokio`) that the listings link, from the same
+/// build: one file, or the test fails and says which it found, rather than guess between two
+/// builds of the crate with other features.
+pub fn library(name: &str) -> PathBuf {
+    match built().libraries.get(name).map(Vec::as_slice) {
+        Some([rlib]) => rlib.clone(),
+        Some(found) => panic!("the build made {} rlibs of {name}: {found:?}", found.len()),
+        None => panic!("the build made no library {name:?}: is it a listing's dependency?"),
+    }
 }
 
 /// Builds the workspace's binaries, with what `cargo test` builds beside them: the same
@@ -30,7 +53,7 @@ pub fn binary(name: &str) -> PathBuf {
 /// second time. (`--all-targets` would also build every binary a second time, as a bench.)
 /// The outer `cargo test` has built all but the listings' binaries already; on a warm run
 /// this build does nothing.
-fn build_workspace() -> Result<HashMap<String, PathBuf>, String> {
+fn build_workspace() -> Result<Built, String> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut build = Command::new(cargo);
     // Cargo gives this test variables that describe its own package. A build script that
@@ -78,28 +101,47 @@ fn build_workspace() -> Result<HashMap<String, PathBuf>, String> {
         ));
     }
     let mut binaries = HashMap::new();
+    let mut libraries: HashMap<String, Vec<PathBuf>> = HashMap::new();
     for line in String::from_utf8_lossy(&output.stdout).lines() {
         let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
         };
-        let is_bin = message["target"]["kind"]
-            .as_array()
-            .is_some_and(|kinds| kinds.iter().any(|k| k == "bin"));
+        let is_kind = |kind: &str| {
+            message["target"]["kind"]
+                .as_array()
+                .is_some_and(|kinds| kinds.iter().any(|k| k == kind))
+        };
         let test_build = message["profile"]["test"].as_bool() == Some(true);
-        if message["reason"] != "compiler-artifact" || !is_bin || test_build {
+        if message["reason"] != "compiler-artifact" || test_build {
             continue;
         }
-        if let (Some(name), Some(path)) = (
-            message["target"]["name"].as_str(),
-            message["executable"].as_str(),
-        ) {
-            binaries.insert(name.to_string(), PathBuf::from(path));
+        let Some(name) = message["target"]["name"].as_str() else {
+            continue;
+        };
+        if is_kind("bin") {
+            if let Some(path) = message["executable"].as_str() {
+                binaries.insert(name.to_string(), PathBuf::from(path));
+            }
+        } else if is_kind("lib") {
+            let rlibs = message["filenames"].as_array().into_iter().flatten();
+            for rlib in rlibs
+                .filter_map(|f| f.as_str())
+                .filter(|f| f.ends_with(".rlib"))
+            {
+                let found = libraries.entry(name.replace('-', "_")).or_default();
+                if !found.iter().any(|p| p.as_os_str() == rlib) {
+                    found.push(PathBuf::from(rlib));
+                }
+            }
         }
     }
     if binaries.is_empty() {
         return Err("cargo build named no binary".into());
     }
-    Ok(binaries)
+    Ok(Built {
+        binaries,
+        libraries,
+    })
 }
 
 /// Longer than a clean build of the whole workspace takes on a slow machine (minutes), but

@@ -1,0 +1,185 @@
+//! Beyond the notes: a task that computes without awaiting keeps its thread
+//! from every other task: a ticker on the same thread misses its ticks
+//! until the loop ends, unless the loop calls yield_now. And abort() only
+//! marks a task: a task that is spinning stops at its next .await.
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Parser;
+use tokio::task::yield_now;
+use tokio::time::sleep_until;
+
+/// A ticker and a busy task on one thread, with and without yield_now;
+/// then abort() on a task that is spinning.
+#[derive(Parser)]
+struct Args {
+    /// How long the busy task computes, in milliseconds.
+    #[arg(long, default_value_t = 200)]
+    #[arg(value_parser = clap::value_parser!(u64).range(20..=10_000))]
+    busy_ms: u64,
+    /// The ticker's period, in milliseconds.
+    #[arg(long, default_value_t = 10)]
+    #[arg(value_parser = clap::value_parser!(u64).range(1..=1_000))]
+    tick_ms: u64,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("busy-task: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.tick_ms < args.busy_ms,
+        "--tick-ms ({}) must be shorter than --busy-ms ({}), or no tick falls due while the task is busy",
+        args.tick_ms,
+        args.busy_ms
+    );
+    // One worker thread, as asyncio has: the busy task and the ticker share it.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    let busy = Duration::from_millis(args.busy_ms);
+    let tick = Duration::from_millis(args.tick_ms);
+    runtime.block_on(async {
+        println!(
+            "a ticker every {} ms; a task busy for {} ms on the same thread",
+            args.tick_ms, args.busy_ms
+        );
+        for yielding in [false, true] {
+            let (ticks, worst) =
+                beside_a_busy_task(busy, tick, yielding).await?;
+            let how = if yielding {
+                "with yield_now"
+            } else {
+                "without yielding"
+            };
+            println!(
+                "{how}: ticks while busy: {ticks}; worst lateness: {worst:.1?}"
+            );
+        }
+        abort_a_spinning_task().await
+    })
+}
+
+// ANCHOR: busy
+/// Computes for `work`, in slices of about a millisecond; between slices,
+/// gives the other tasks their turn if `yielding`.
+async fn compute(work: Duration, yielding: bool) {
+    let began = Instant::now();
+    while began.elapsed() < work {
+        let slice = Instant::now();
+        while slice.elapsed() < Duration::from_millis(1) {
+            std::hint::spin_loop();
+        }
+        if yielding {
+            yield_now().await;
+        }
+    }
+}
+// ANCHOR_END: busy
+
+/// Runs a ticker beside `compute`; returns how many ticks came while it
+/// was busy, and the latest any tick came.
+async fn beside_a_busy_task(
+    work: Duration,
+    tick: Duration,
+    yielding: bool,
+) -> anyhow::Result<(usize, Duration)> {
+    let ticks = Arc::new(Mutex::new(Vec::new()));
+    let ticker = tokio::spawn({
+        let ticks = Arc::clone(&ticks);
+        async move {
+            let mut due = Instant::now() + tick;
+            loop {
+                sleep_until(due.into()).await;
+                let now = Instant::now();
+                ticks
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push((now, now - due));
+                due = now + tick;
+            }
+        }
+    });
+    // Spawned second, so on this one thread the ticker has set its first
+    // timer before the busy task takes the thread.
+    let busy = tokio::spawn(async move {
+        let began = Instant::now();
+        compute(work, yielding).await;
+        (began, Instant::now())
+    });
+    let (began, ended) = busy.await.context("the busy task failed")?;
+    // The ticker waits at its .await, where abort takes effect at once.
+    ticker.abort();
+    let ticks = ticks.lock().unwrap_or_else(PoisonError::into_inner);
+    let during = ticks
+        .iter()
+        .filter(|(at, _)| (began..ended).contains(at))
+        .count();
+    let worst = ticks.iter().map(|(_, late)| *late).max();
+    // Without a tick at all (not even once the thread was free), the worst
+    // lateness is the time the ticker never got.
+    Ok((during, worst.unwrap_or(ended - began)))
+}
+
+// ANCHOR: abort
+async fn abort_a_spinning_task() -> anyhow::Result<()> {
+    let (started, wait_for_start) = mpsc::channel();
+    let requested = Arc::new(AtomicBool::new(false));
+    let spinner = tokio::spawn({
+        let requested = Arc::clone(&requested);
+        async move {
+            let _ = started.send(());
+            let limit = Instant::now() + Duration::from_secs(10);
+            while !requested.load(Ordering::Acquire) && Instant::now() < limit {
+                std::hint::spin_loop();
+            }
+            if !requested.load(Ordering::Acquire) {
+                println!("spinner: no abort came in 10 s");
+            }
+            let after = Instant::now();
+            while after.elapsed() < Duration::from_millis(50) {
+                std::hint::spin_loop();
+            }
+            println!(
+                "spinner: abort() has returned; I spun 50 ms more, and now I await"
+            );
+            yield_now().await;
+            println!("spinner: after my .await");
+        }
+    });
+    // This thread is the spinner's: only another one can call abort while
+    // it spins.
+    let handle = spinner.abort_handle();
+    let aborter = std::thread::spawn(move || {
+        let began =
+            wait_for_start.recv_timeout(Duration::from_secs(10)).is_ok();
+        handle.abort();
+        requested.store(true, Ordering::Release);
+        began
+    });
+    let result = spinner.await;
+    let began = aborter.join().unwrap_or(false);
+    anyhow::ensure!(began, "the spinning task never started");
+    match result {
+        Err(e) if e.is_cancelled() => {
+            println!("its handle: cancelled, at the .await")
+        }
+        Err(e) => anyhow::bail!("the spinning task failed: {e}"),
+        Ok(()) => println!("its handle: it ran to its end"),
+    }
+    Ok(())
+}
+// ANCHOR_END: abort
