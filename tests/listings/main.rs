@@ -8,6 +8,7 @@ mod c10k;
 mod coroutines;
 mod echo;
 mod gil;
+mod hardening;
 mod http;
 mod ipc;
 mod iterators;

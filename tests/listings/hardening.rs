@@ -1,0 +1,146 @@
+//! Chapter 16 (beyond the notes): chapter 13's echo server hardened. The server runs as a
+//! listing; its clients are sockets in the test, whose every read has a timeout. Each step
+//! waits for the server's log line before the next, so the logs come out in one order on
+//! every run.
+
+use std::io::Write;
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+
+use crate::echo::{named, read_to_eof};
+use crate::harness::{
+    Run, Transcript, assert_refused, assert_snapshot, listing, serving, workspace_root,
+};
+
+const SERVER: &str = "hardened-echo";
+
+/// A test client, named in the server's log as `[client NAME]`; waits until the server has
+/// accepted it (its span's first event).
+fn client(server: &mut Run, addr: SocketAddr, name: &str) -> TcpStream {
+    let stream = TcpStream::connect(addr).expect("connect to the server");
+    named(server, &stream, name);
+    connected(server, name);
+    stream
+}
+
+/// Waits for `[client NAME]`'s "connected" line: returns how many were open with it.
+fn connected(server: &mut Run, name: &str) -> usize {
+    let pattern = format!(r"conn\{{id=\d+ peer=\[client {name}\]\}}: connected open=(\d+)$");
+    server.wait_for_line(&pattern)[1].parse().unwrap()
+}
+
+/// The server's log line for `[client NAME]`'s end, which it writes once the connection is
+/// over; `end` is a pattern for how it ended.
+fn ended(server: &mut Run, name: &str, end: &str) {
+    server.wait_for_line(&format!(r"peer=\[client {name}\]\}}: {end}"));
+}
+
+/// Ctrl-C or SIGTERM, then the server's exit: status 0.
+fn stop(server: Run, signal: &str) -> Transcript {
+    if signal == "INT" {
+        server.ctrl_c();
+    } else {
+        server.signal(signal);
+    }
+    let transcript = server.finish();
+    assert!(transcript.status.success(), "{}", transcript.text);
+    transcript
+}
+
+#[test]
+fn hardened_echo_frames_lines_with_a_codec() {
+    let (mut server, addr) = serving(SERVER, &["--max-line", "16"]);
+
+    // Lines in any writes; `\r\n` is a newline too; exactly 16 bytes fits; a tail without
+    // its newline comes back as a last line, newline added.
+    let mut lines = client(&mut server, addr, "lines");
+    lines.write_all(b"hello\ntwo ").unwrap();
+    lines
+        .write_all(b"writes\r\nsixteen bytes ok\ntail")
+        .unwrap();
+    lines.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(
+        read_to_eof(&mut lines, &server),
+        "hello\ntwo writes\nsixteen bytes ok\ntail\n"
+    );
+    ended(&mut server, "lines", "closed its side after 4 lines$");
+
+    // A line over the limit: the client is told, in one line, then the end of the stream.
+    let mut long = client(&mut server, addr, "long");
+    long.write_all(&[b'x'; 40].iter().chain(b"\n").copied().collect::<Vec<u8>>())
+        .unwrap();
+    assert_eq!(
+        read_to_eof(&mut long, &server),
+        "error: a line over 16 bytes\n"
+    );
+    drop(long);
+    ended(
+        &mut server,
+        "long",
+        "sent a line over 16 bytes; told it, hung up$",
+    );
+
+    // Latin-1 café: not UTF-8.
+    let mut latin1 = client(&mut server, addr, "latin1");
+    latin1.write_all(b"caf\xe9\n").unwrap();
+    assert_eq!(
+        read_to_eof(&mut latin1, &server),
+        "error: a line that is not UTF-8\n"
+    );
+    drop(latin1);
+    ended(
+        &mut server,
+        "latin1",
+        "sent a line that is not UTF-8; told it, hung up$",
+    );
+
+    let transcript = stop(server, "INT");
+    assert!(transcript.text.contains("shut down: 3 served, 0 cut off"));
+    assert_snapshot!(transcript, "framing");
+}
+
+#[test]
+fn hardened_echo_refuses_a_zero_line_length() {
+    assert_refused!(SERVER, &["--max-line", "0"], "zero-max-line");
+}
+
+#[test]
+fn hardened_echo_reports_an_address_in_use() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let transcript = listing(SERVER).args(["--bind", &addr]).spawn().finish();
+    assert_eq!(transcript.status.code(), Some(1), "{}", transcript.text);
+    assert!(transcript.text.contains("Address already in use"));
+    assert_snapshot!(transcript, "address-in-use");
+}
+
+/// The code lines (neither blank nor a comment) between `// ANCHOR: name` and its end.
+fn code_lines(listing: &str, anchor: &str) -> usize {
+    let text = std::fs::read_to_string(workspace_root().join(listing)).unwrap();
+    let start = format!("// ANCHOR: {anchor}");
+    let end = format!("// ANCHOR_END: {anchor}");
+    text.lines()
+        .map(str::trim)
+        .skip_while(|line| *line != start)
+        .take_while(|line| *line != end)
+        .filter(|line| !line.is_empty() && !line.starts_with("//"))
+        .count()
+}
+
+/// The line counts the pages compare: a connection's code (framing.md) and the shutdown
+/// (shutdown.md), here and in chapter 13's server.
+#[test]
+fn hardened_echo_is_shorter_than_chapter_13s() {
+    let before = "listings/13-async/echo-server/src/lib.rs";
+    let after = "listings/16-hardening/hardened-echo/src/main.rs";
+    let connection_before: usize = ["echo", "ends", "linger"]
+        .iter()
+        .map(|anchor| code_lines(before, anchor))
+        .sum();
+    let connection_after = code_lines(after, "echo") + code_lines(after, "hang_up");
+    assert_eq!((connection_before, connection_after), (91, 80));
+    let shutdown = (
+        code_lines(before, "shutdown"),
+        code_lines(after, "shutdown"),
+    );
+    assert_eq!(shutdown, (31, 20));
+}
