@@ -3,10 +3,11 @@
 //! waits for the server's log line before the next, so the logs come out in one order on
 //! every run.
 
-use std::io::Write;
+use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::time::Duration;
 
-use crate::echo::{named, read_to_eof};
+use crate::echo::{expect_echo, named, read_to_eof};
 use crate::harness::{
     Run, Transcript, assert_refused, assert_snapshot, listing, serving, workspace_root,
 };
@@ -32,6 +33,14 @@ fn connected(server: &mut Run, name: &str) -> usize {
 /// over; `end` is a pattern for how it ended.
 fn ended(server: &mut Run, name: &str, end: &str) {
     server.wait_for_line(&format!(r"peer=\[client {name}\]\}}: {end}"));
+}
+
+/// Shuts down the client's side, reads every echo to the end of the stream, and waits for
+/// the server's log of it.
+fn leave(server: &mut Run, mut stream: TcpStream, name: &str, lines: &str) {
+    stream.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(read_to_eof(&mut stream, server), "");
+    ended(server, name, &format!("closed its side after {lines}$"));
 }
 
 /// Ctrl-C or SIGTERM, then the server's exit: status 0.
@@ -104,6 +113,11 @@ fn hardened_echo_refuses_a_zero_line_length() {
 }
 
 #[test]
+fn hardened_echo_refuses_a_zero_cap() {
+    assert_refused!(SERVER, &["--max-connections", "0"], "zero-max-connections");
+}
+
+#[test]
 fn hardened_echo_reports_an_address_in_use() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
@@ -111,6 +125,72 @@ fn hardened_echo_reports_an_address_in_use() {
     assert_eq!(transcript.status.code(), Some(1), "{}", transcript.text);
     assert!(transcript.text.contains("Address already in use"));
     assert_snapshot!(transcript, "address-in-use");
+}
+
+/// True if `stream` gets no byte within `wait`: a server that has not accepted it cannot
+/// send one, so a loaded machine never turns this false.
+fn silent_for(stream: &mut TcpStream, wait: Duration) -> bool {
+    stream.set_read_timeout(Some(wait)).unwrap();
+    let silent = matches!(
+        stream.read(&mut [0]),
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
+    );
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    silent
+}
+
+#[test]
+fn hardened_echo_serves_at_most_its_cap() {
+    let (mut server, addr) = serving(SERVER, &["--max-connections", "2"]);
+    let mut a = client(&mut server, addr, "A");
+    let b = client(&mut server, addr, "B");
+    server.wait_for_line(r"^ INFO 2 open, the cap: connection 3 waits until one ends$");
+
+    // Two more: the kernel completes their handshakes (connect returns), and queues them;
+    // the server does not accept them, so their lines get no echo.
+    let mut waiting = Vec::new();
+    for name in ["C", "D"] {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        named(&mut server, &stream, name);
+        stream
+            .write_all(format!("{name} waits\n").as_bytes())
+            .unwrap();
+        waiting.push((stream, name));
+    }
+    for (stream, name) in &mut waiting {
+        if !silent_for(stream, Duration::from_millis(300)) {
+            server.fail(&format!("client {name} was served beyond the cap"));
+        }
+    }
+    // A and B are served all along.
+    a.write_all(b"A still served\n").unwrap();
+    expect_echo(&mut a, &server, "A still served\n");
+
+    // Each that leaves lets one in: C after A, D after B, each echoed then.
+    let [(mut c, _), (mut d, _)] = <[_; 2]>::try_from(waiting).unwrap();
+    leave(&mut server, a, "A", "1 line");
+    assert_eq!(connected(&mut server, "C"), 2);
+    server.wait_for_line(r"^ INFO 2 open, the cap: connection 4 waits until one ends$");
+    expect_echo(&mut c, &server, "C waits\n");
+    leave(&mut server, b, "B", "0 lines");
+    assert_eq!(connected(&mut server, "D"), 2);
+    server.wait_for_line(r"^ INFO 2 open, the cap: connection 5 waits until one ends$");
+    expect_echo(&mut d, &server, "D waits\n");
+    leave(&mut server, c, "C", "1 line");
+    leave(&mut server, d, "D", "1 line");
+
+    let transcript = stop(server, "INT");
+    // The page's claim: 4 clients, never more than 2 served at once.
+    let open: Vec<usize> = transcript
+        .text
+        .lines()
+        .filter_map(|line| line.split_once("connected open=")?.1.parse().ok())
+        .collect();
+    assert_eq!(open, [1, 2, 2, 2], "{}", transcript.text);
+    assert!(transcript.text.contains("shut down: 4 served, 0 cut off"));
+    assert_snapshot!(transcript, "cap");
 }
 
 /// The code lines (neither blank nor a comment) between `// ANCHOR: name` and its end.
