@@ -5,7 +5,7 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::echo::{expect_echo, named, read_to_eof};
 use crate::harness::{
@@ -191,6 +191,102 @@ fn hardened_echo_serves_at_most_its_cap() {
     assert_eq!(open, [1, 2, 2, 2], "{}", transcript.text);
     assert!(transcript.text.contains("shut down: 4 served, 0 cut off"));
     assert_snapshot!(transcript, "cap");
+}
+
+#[test]
+fn hardened_echo_finishes_every_line_received_on_ctrl_c() {
+    let (mut server, addr) = serving(SERVER, &[]);
+    let mut idle = client(&mut server, addr, "idle");
+    idle.write_all(b"hello\n").unwrap();
+    expect_echo(&mut idle, &server, "hello\n");
+    // One write of a line and the start of the next: the server reads both in one go, so by
+    // the time the first comes back, the start of the second is in its read buffer.
+    let mut busy = client(&mut server, addr, "busy");
+    busy.write_all(b"first\nsecond, half").unwrap();
+    expect_echo(&mut busy, &server, "first\n");
+
+    server.ctrl_c();
+    server.wait_for_line(r"SIGINT: stopped accepting");
+    // Between lines: the server closes its side at once, and is done when we close ours.
+    assert_eq!(read_to_eof(&mut idle, &server), "");
+    drop(idle);
+    ended(&mut server, "idle", "closed at shutdown after 1 line$");
+    let refused = TcpStream::connect(addr).map(drop).unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::ConnectionRefused);
+    // The line in progress is finished, with every whole line that came with its end.
+    busy.write_all(b" done\nthird\nfourth\n").unwrap();
+    assert_eq!(
+        read_to_eof(&mut busy, &server),
+        "second, half done\nthird\nfourth\n"
+    );
+    drop(busy);
+
+    let transcript = server.finish();
+    assert!(transcript.status.success(), "{}", transcript.text);
+    let log = &transcript.text;
+    assert!(log.contains("finished at shutdown after 4 lines"), "{log}");
+    assert!(log.contains("shut down: 2 served, 0 cut off"), "{log}");
+    assert_snapshot!(transcript, "ctrl-c");
+}
+
+#[test]
+fn hardened_echo_cuts_off_at_the_end_of_the_grace_period() {
+    let (mut server, addr) = serving(SERVER, &["--grace", "1"]);
+    let mut stuck = client(&mut server, addr, "stuck");
+    stuck.write_all(b"half a li").unwrap();
+    // The half line is in the server's read buffer before the signal: wait for it with a
+    // line the server echoes first, in the same write.
+    stuck.write_all(b"ne\nand half ag").unwrap();
+    expect_echo(&mut stuck, &server, "half a line\n");
+
+    let signalled = Instant::now();
+    server.signal("TERM");
+    // No echo: the line is never finished, and the server cuts the connection off.
+    assert_eq!(read_to_eof(&mut stuck, &server), "");
+    let transcript = server.finish();
+    assert!(transcript.status.success(), "{}", transcript.text);
+    // Well under the default 10 s grace: `--grace 1` was applied.
+    let took = signalled.elapsed();
+    assert!(
+        took < Duration::from_secs(8),
+        "took {took:?}\n{}",
+        transcript.text
+    );
+    assert!(transcript.text.contains("shut down: 1 served, 1 cut off"));
+    assert_snapshot!(transcript, "sigterm-grace");
+}
+
+#[test]
+fn hardened_echo_cuts_off_at_once_on_a_second_ctrl_c() {
+    let (mut server, addr) = serving(SERVER, &["--grace", "60"]);
+    let mut stuck = client(&mut server, addr, "stuck");
+    stuck.write_all(b"never finished").unwrap();
+    // Wait until the server has read the half line: a line it echoes, in the same write.
+    stuck
+        .write_all(
+            b"
+half a li",
+        )
+        .unwrap();
+    expect_echo(&mut stuck, &server, "never finished\n");
+
+    let signalled = Instant::now();
+    server.ctrl_c();
+    server.wait_for_line(r"SIGINT: stopped accepting");
+    server.ctrl_c();
+    assert_eq!(read_to_eof(&mut stuck, &server), "");
+    let transcript = server.finish();
+    assert!(transcript.status.success(), "{}", transcript.text);
+    // Far below the 60 s grace: the second Ctrl-C ended the wait.
+    let took = signalled.elapsed();
+    assert!(
+        took < Duration::from_secs(30),
+        "took {took:?}\n{}",
+        transcript.text
+    );
+    assert!(transcript.text.contains("SIGINT again: cutting off"));
+    assert!(transcript.text.contains("shut down: 1 served, 1 cut off"));
+    assert_snapshot!(transcript, "ctrl-c-twice");
 }
 
 /// The code lines (neither blank nor a comment) between `// ANCHOR: name` and its end.

@@ -102,6 +102,7 @@ async fn serve(args: Args) -> Result<()> {
     let stop = CancellationToken::new(); // finish what you have begun
     let cut = CancellationToken::new(); // the grace period is over
     let cut_off = Arc::new(AtomicUsize::new(0));
+    let open = Arc::new(AtomicUsize::new(0));
     let tracker = TaskTracker::new();
     let mut served: u64 = 0;
     let signal = loop {
@@ -126,25 +127,28 @@ async fn serve(args: Args) -> Result<()> {
             }
         };
         served += 1;
-        let open = cap - permits.available_permits();
+        let now_open = open.fetch_add(1, Ordering::Relaxed) + 1;
         // ANCHOR: span
         let span = info_span!("conn", id = served, %peer);
-        span.in_scope(|| info!(open, "connected"));
-        let (stop, cut, cut_off) = (stop.clone(), cut.clone(), cut_off.clone());
+        span.in_scope(|| info!(open = now_open, "connected"));
+        let (stop, cut) = (stop.clone(), cut.clone());
+        let (open, cut_off) = (open.clone(), cut_off.clone());
         tracker.spawn(
             async move {
                 let end = tokio::select! {
                     end = echo(stream, args, stop) => end,
                     () = cut.cancelled() => {
                         cut_off.fetch_add(1, Ordering::Relaxed);
-                        Ok("cut off at the end of the grace period".into())
+                        Ok("cut off before it finished".into())
                     }
                 };
+                // Counted out before the line that says so, and the place
+                // freed after it: the log's order and counts are exact.
+                open.fetch_sub(1, Ordering::Relaxed);
                 match end {
                     Ok(end) => info!("{end}"),
                     Err(e) => warn!("{e}"),
                 }
-                // Only now is a place free for the next client.
                 drop(permit);
             }
             .instrument(span),
