@@ -229,64 +229,81 @@ fn hardened_echo_finishes_every_line_received_on_ctrl_c() {
     assert_snapshot!(transcript, "ctrl-c");
 }
 
-#[test]
-fn hardened_echo_cuts_off_at_the_end_of_the_grace_period() {
-    let (mut server, addr) = serving(SERVER, &["--grace", "1"]);
-    let mut stuck = client(&mut server, addr, "stuck");
-    stuck.write_all(b"half a li").unwrap();
-    // The half line is in the server's read buffer before the signal: wait for it with a
-    // line the server echoes first, in the same write.
-    stuck.write_all(b"ne\nand half ag").unwrap();
-    expect_echo(&mut stuck, &server, "half a line\n");
+/// A client with half a line in the server's read buffer, which it never finishes: one write
+/// of a whole line and the start of the next, so that by the time the line's echo comes back,
+/// the server has read the start of the next too.
+fn stuck(server: &mut Run, addr: SocketAddr) -> TcpStream {
+    let mut stuck = client(server, addr, "stuck");
+    stuck.write_all(b"a whole line\nhalf a li").unwrap();
+    expect_echo(&mut stuck, server, "a whole line\n");
+    stuck
+}
 
+/// After `signals`, the stuck client is cut off: it reads the end of the stream with no
+/// echo, and the server exits with status 0, and in less than `limit`: a test of a short
+/// grace must not pass on the default (10 s).
+fn cut_off(mut server: Run, mut stuck: TcpStream, signals: &[&str], limit: Duration) -> Transcript {
     let signalled = Instant::now();
-    server.signal("TERM");
-    // No echo: the line is never finished, and the server cuts the connection off.
+    for signal in signals {
+        if *signal == "INT" {
+            server.ctrl_c();
+        } else {
+            server.signal(signal);
+        }
+        server.wait_for_line(&format!("SIG{signal}: stopped accepting"));
+    }
     assert_eq!(read_to_eof(&mut stuck, &server), "");
     let transcript = server.finish();
     assert!(transcript.status.success(), "{}", transcript.text);
-    // Well under the default 10 s grace: `--grace 1` was applied.
     let took = signalled.elapsed();
-    assert!(
-        took < Duration::from_secs(8),
-        "took {took:?}\n{}",
-        transcript.text
-    );
+    assert!(took < limit, "took {took:?}\n{}", transcript.text);
     assert!(transcript.text.contains("shut down: 1 served, 1 cut off"));
+    transcript
+}
+
+#[test]
+fn hardened_echo_cuts_off_at_the_end_of_the_grace_period() {
+    let (mut server, addr) = serving(SERVER, &["--grace", "1"]);
+    let stuck = stuck(&mut server, addr);
+    let transcript = cut_off(server, stuck, &["TERM"], Duration::from_secs(8));
+    assert!(
+        transcript
+            .text
+            .contains("the grace period is over: cutting off")
+    );
     assert_snapshot!(transcript, "sigterm-grace");
 }
 
 #[test]
 fn hardened_echo_cuts_off_at_once_on_a_second_ctrl_c() {
+    // Far below the 60 s grace: the second Ctrl-C ends the wait.
     let (mut server, addr) = serving(SERVER, &["--grace", "60"]);
-    let mut stuck = client(&mut server, addr, "stuck");
-    stuck.write_all(b"never finished").unwrap();
-    // Wait until the server has read the half line: a line it echoes, in the same write.
-    stuck
-        .write_all(
-            b"
-half a li",
-        )
-        .unwrap();
-    expect_echo(&mut stuck, &server, "never finished\n");
-
-    let signalled = Instant::now();
-    server.ctrl_c();
-    server.wait_for_line(r"SIGINT: stopped accepting");
-    server.ctrl_c();
-    assert_eq!(read_to_eof(&mut stuck, &server), "");
-    let transcript = server.finish();
-    assert!(transcript.status.success(), "{}", transcript.text);
-    // Far below the 60 s grace: the second Ctrl-C ended the wait.
-    let took = signalled.elapsed();
-    assert!(
-        took < Duration::from_secs(30),
-        "took {took:?}\n{}",
-        transcript.text
-    );
+    let stuck = stuck(&mut server, addr);
+    let transcript = cut_off(server, stuck, &["INT", "INT"], Duration::from_secs(30));
     assert!(transcript.text.contains("SIGINT again: cutting off"));
-    assert!(transcript.text.contains("shut down: 1 served, 1 cut off"));
     assert_snapshot!(transcript, "ctrl-c-twice");
+}
+
+#[test]
+fn hardened_echo_traces_each_connection_in_its_span() {
+    let (mut server, addr) = serving(SERVER, &["--verbose"]);
+    let a = client(&mut server, addr, "A");
+    let b = client(&mut server, addr, "B");
+    // Interleaved: each event still names its connection, through its span.
+    for (stream, line) in [
+        (&a, "from A\n"),
+        (&b, "from B, longer\n"),
+        (&a, "A again\n"),
+    ] {
+        let mut stream = stream.try_clone().unwrap();
+        stream.write_all(line.as_bytes()).unwrap();
+        expect_echo(&mut stream, &server, line);
+    }
+    leave(&mut server, a, "A", "2 lines");
+    leave(&mut server, b, "B", "1 line");
+    let transcript = stop(server, "TERM");
+    assert_eq!(transcript.text.matches("}: echo bytes=").count(), 3);
+    assert_snapshot!(transcript, "verbose");
 }
 
 /// The code lines (neither blank nor a comment) between `// ANCHOR: name` and its end.
