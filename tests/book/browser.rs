@@ -862,10 +862,11 @@ fn search_misses(language: &str, terms: &[(&str, &str)]) -> Option<Vec<String>> 
 }
 
 /// A chapter that goes beyond the notes quotes no note's Chinese: an English term only.
-const BEYOND_THE_NOTES_TERMS: [(&str, &str); 4] = [
+const BEYOND_THE_NOTES_TERMS: [(&str, &str); 5] = [
     ("readiness.html", "epoll"),
     ("futures.html", "Unpin"),
     ("async-channels.html", "oneshot"),
+    ("hardening.html", "LinesCodec"),
     ("choosing.html", "choosing"),
 ];
 

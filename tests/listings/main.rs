@@ -10,6 +10,7 @@ mod coroutines;
 mod echo;
 mod futures;
 mod gil;
+mod hardening;
 mod http;
 mod ipc;
 mod iterators;
