@@ -29,9 +29,9 @@ struct Args {
     #[arg(long, default_value_t = 0)]
     clients: u64,
     /// Seconds a connection may stay silent, or refuse to take its echoes,
-    /// before it is closed.
+    /// before it is closed (1 to 86400, a day).
     #[arg(long, default_value_t = 30)]
-    #[arg(value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(value_parser = clap::value_parser!(u64).range(1..=86_400))]
     idle: u64,
 }
 
