@@ -1279,3 +1279,33 @@ fn the_published_site_has_its_address_and_the_repositorys_links() {
     assert!(!local.contains(r#"title="Git repository""#));
     assert!(!local.contains(r#"title="Suggest an edit""#));
 }
+
+/// The memory-ordering page's table names every listing that uses an atomic `Ordering`, so
+/// that a new listing with an atomic gets its line there (what it orders, and why that one).
+#[test]
+fn the_ordering_table_names_every_listing_with_an_atomic() {
+    let table = fs::read_to_string(root().join("src/thread-communication/ordering.md"))
+        .expect("the memory-ordering page");
+    let atomic = Regex::new(r"\bOrdering::(Relaxed|Acquire|Release|AcqRel|SeqCst)\b|atomic::\{?[^;]*\bOrdering\b|atomic::Ordering::").unwrap();
+    let mut missing = BTreeSet::new();
+    for file in files_under(&root().join("listings"), "rs") {
+        let text = fs::read_to_string(&file).unwrap_or_default();
+        if !atomic.is_match(&text) {
+            continue;
+        }
+        let relative = file.strip_prefix(root()).expect("under the root");
+        let listing = relative
+            .components()
+            .nth(2)
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .expect("listings/<chapter>/<listing>/...");
+        if !table.contains(&format!("| `{listing}` (")) {
+            missing.insert(listing);
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "listings with an atomic Ordering that the table of \
+         src/thread-communication/ordering.md does not name: {missing:?}"
+    );
+}

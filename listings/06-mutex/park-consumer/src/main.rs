@@ -70,7 +70,8 @@ fn run(args: Args) -> Result<()> {
         // finds the queue empty and not done, and parks again.
         consumer.thread().unpark();
         for item in ["A", "B", "C"] {
-            // The pause the notes' producer had, commented out.
+            // The notes' producer has a random sleep here, commented out
+            // (`#time.sleep(...)`); --pause-ms puts a fixed one back.
             thread::sleep(pause);
             queue
                 .lock()
