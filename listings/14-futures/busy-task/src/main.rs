@@ -38,40 +38,35 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: &Args) -> anyhow::Result<()> {
+// One worker thread, as asyncio has: the busy task and the ticker share it.
+#[tokio::main(flavor = "current_thread")]
+async fn run(args: &Args) -> anyhow::Result<()> {
     anyhow::ensure!(
         args.tick_ms < args.busy_ms,
         "--tick-ms ({}) must be shorter than --busy-ms ({}), or no tick falls due while the task is busy",
         args.tick_ms,
         args.busy_ms
     );
-    // One worker thread, as asyncio has: the busy task and the ticker share it.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the runtime")?;
     let busy = Duration::from_millis(args.busy_ms);
     let tick = Duration::from_millis(args.tick_ms);
-    runtime.block_on(async {
-        println!(
-            "a ticker every {} ms; a task busy for {} ms on the same thread",
-            args.tick_ms, args.busy_ms
-        );
-        for yielding in [false, true] {
-            let how = if yielding {
-                "with yield_now"
-            } else {
-                "without yielding"
-            };
-            match beside_a_busy_task(busy, tick, yielding).await? {
-                Some((ticks, worst)) => println!(
-                    "{how}: ticks while busy: {ticks}; worst lateness: {worst:.1?}"
-                ),
-                None => println!("{how}: no tick at all in 10 s"),
-            }
+    println!(
+        "a ticker every {} ms; a task busy for {} ms on the same thread",
+        args.tick_ms, args.busy_ms
+    );
+    for yielding in [false, true] {
+        let how = if yielding {
+            "with yield_now"
+        } else {
+            "without yielding"
+        };
+        match beside_a_busy_task(busy, tick, yielding).await? {
+            Some((ticks, worst)) => println!(
+                "{how}: ticks while busy: {ticks}; worst lateness: {worst:.1?}"
+            ),
+            None => println!("{how}: no tick at all in 10 s"),
         }
-        abort_a_spinning_task().await
-    })
+    }
+    abort_a_spinning_task().await
 }
 
 // ANCHOR: busy
