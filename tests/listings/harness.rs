@@ -308,7 +308,7 @@ pub(crate) use assert_snapshot;
 
 /// The compiler whose messages the compiler-error snapshots hold: the workspace's
 /// `rust-version`. Another one words its errors its own way (see `Transcript::snapshot`).
-const SNAPSHOT_COMPILER: &str = env!("CARGO_PKG_RUST_VERSION");
+pub const SNAPSHOT_COMPILER: &str = env!("CARGO_PKG_RUST_VERSION");
 
 /// Compiles `snippet` (a path from the workspace root, inside a listing's folder) with rustc
 /// alone, as a program the book says does not compile, and returns the compiler's messages as
@@ -369,16 +369,30 @@ pub fn compile_error_with(snippet: &str, crates: &[&str]) -> Transcript {
         !output.status.success(),
         "{snippet} compiled, but the book says it does not"
     );
+    let text = String::from_utf8_lossy(&output.stderr).into_owned();
     let mut redactions = Vec::new();
     if !crates.is_empty() {
         // Cargo's copy of a crate's source: `~/.cargo/registry/src/index.crates.io-<hash>/`.
         let registry = Regex::new(r"\S*/registry/src/[^/\s]+/").unwrap();
+        // Any other copy (vendored, a `[source]` replacement, a git checkout) would put this
+        // machine's path in the snapshot: say so rather than show a confusing difference.
+        let quoted = Regex::new(r"(?m)^\s*--> (/\S+)").unwrap();
+        for path in quoted.captures_iter(&registry.replace_all(&text, "[REGISTRY]/")) {
+            assert!(
+                path[1].starts_with("/rustc/"),
+                "{snippet}: rustc quotes {}, a crate's source outside Cargo's registry \
+                 (`~/.cargo/registry/src/`); these snapshots show a crate's source as \
+                 `[REGISTRY]/<crate>-<version>/`, so run this test with the crates from \
+                 crates.io's registry, not vendored or replaced sources",
+                &path[1]
+            );
+        }
         redactions.push((registry, "[REGISTRY]/".to_string()));
     }
     Transcript {
         name: listing,
         command_line: format!("$ rustc --edition 2024{shown} {snippet}"),
-        text: String::from_utf8_lossy(&output.stderr).into_owned(),
+        text,
         status: output.status,
         elapsed: started.elapsed(),
         redactions,
@@ -847,7 +861,7 @@ fn error_codes(messages: &str) -> Vec<String> {
 }
 
 /// Whether `rustc` here is version `version` (`1.95`, any patch release of it).
-fn compiler_is(version: &str) -> bool {
+pub fn compiler_is(version: &str) -> bool {
     let output = Command::new("rustc").arg("--version").output();
     let said = output.map_or(String::new(), |o| {
         String::from_utf8_lossy(&o.stdout).into_owned()

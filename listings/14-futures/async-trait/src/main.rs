@@ -103,25 +103,20 @@ impl<T: Lookup> DynLookup for T {
 }
 // ANCHOR_END: dyn
 
-fn run(args: &Args) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the runtime")?;
+#[tokio::main]
+async fn run(args: &Args) -> anyhow::Result<()> {
     let directory = Directory {
         delay: Duration::from_millis(args.delay_ms),
     };
-    runtime.block_on(async {
-        println!(
-            "table knows {} of the names",
-            known(&Table, &args.names).await
-        );
-        println!(
-            "directory knows {} of the names",
-            known(&directory, &args.names).await
-        );
-        by_dyn(Arc::new(Table), Arc::new(directory), &args.names).await
-    })
+    println!(
+        "table knows {} of the names",
+        known(&Table, &args.names).await
+    );
+    println!(
+        "directory knows {} of the names",
+        known(&directory, &args.names).await
+    );
+    by_dyn(Arc::new(Table), Arc::new(directory), &args.names).await
 }
 
 // ANCHOR: by_dyn

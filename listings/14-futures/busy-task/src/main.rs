@@ -5,13 +5,13 @@
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
 use tokio::task::yield_now;
-use tokio::time::sleep_until;
+use tokio::time::{sleep_until, timeout};
 
 /// A ticker and a busy task on one thread, with and without yield_now;
 /// then abort() on a task that is spinning.
@@ -38,39 +38,35 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: &Args) -> anyhow::Result<()> {
+// One worker thread, as asyncio has: the busy task and the ticker share it.
+#[tokio::main(flavor = "current_thread")]
+async fn run(args: &Args) -> anyhow::Result<()> {
     anyhow::ensure!(
         args.tick_ms < args.busy_ms,
         "--tick-ms ({}) must be shorter than --busy-ms ({}), or no tick falls due while the task is busy",
         args.tick_ms,
         args.busy_ms
     );
-    // One worker thread, as asyncio has: the busy task and the ticker share it.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the runtime")?;
     let busy = Duration::from_millis(args.busy_ms);
     let tick = Duration::from_millis(args.tick_ms);
-    runtime.block_on(async {
-        println!(
-            "a ticker every {} ms; a task busy for {} ms on the same thread",
-            args.tick_ms, args.busy_ms
-        );
-        for yielding in [false, true] {
-            let (ticks, worst) =
-                beside_a_busy_task(busy, tick, yielding).await?;
-            let how = if yielding {
-                "with yield_now"
-            } else {
-                "without yielding"
-            };
-            println!(
+    println!(
+        "a ticker every {} ms; a task busy for {} ms on the same thread",
+        args.tick_ms, args.busy_ms
+    );
+    for yielding in [false, true] {
+        let how = if yielding {
+            "with yield_now"
+        } else {
+            "without yielding"
+        };
+        match beside_a_busy_task(busy, tick, yielding).await? {
+            Some((ticks, worst)) => println!(
                 "{how}: ticks while busy: {ticks}; worst lateness: {worst:.1?}"
-            );
+            ),
+            None => println!("{how}: no tick at all in 10 s"),
         }
-        abort_a_spinning_task().await
-    })
+    }
+    abort_a_spinning_task().await
 }
 
 // ANCHOR: busy
@@ -91,26 +87,24 @@ async fn compute(work: Duration, yielding: bool) {
 // ANCHOR_END: busy
 
 /// Runs a ticker beside `compute`; returns how many ticks came while it
-/// was busy, and the latest any tick came.
+/// was busy, and the latest any tick came, or `None` if no tick came at
+/// all, not even once the thread was free.
 async fn beside_a_busy_task(
     work: Duration,
     tick: Duration,
     yielding: bool,
-) -> anyhow::Result<(usize, Duration)> {
-    let ticks = Arc::new(Mutex::new(Vec::new()));
-    let ticker = tokio::spawn({
-        let ticks = Arc::clone(&ticks);
-        async move {
-            let mut due = Instant::now() + tick;
-            loop {
-                sleep_until(due.into()).await;
-                let now = Instant::now();
-                ticks
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push((now, now - due));
-                due = now + tick;
+) -> anyhow::Result<Option<(usize, Duration)>> {
+    // Each tick is reported as it happens: when it ran, and how late.
+    let (report, mut ticks) = tokio::sync::mpsc::unbounded_channel();
+    let ticker = tokio::spawn(async move {
+        let mut due = Instant::now() + tick;
+        loop {
+            sleep_until(due.into()).await;
+            let now = Instant::now();
+            if report.send((now, now - due)).is_err() {
+                break;
             }
+            due = now + tick;
         }
     });
     // Spawned second, so on this one thread the ticker has set its first
@@ -121,17 +115,29 @@ async fn beside_a_busy_task(
         (began, Instant::now())
     });
     let (began, ended) = busy.await.context("the busy task failed")?;
+    let mut came = Vec::new();
+    while let Ok(tick) = ticks.try_recv() {
+        came.push(tick);
+    }
+    // This task resumed before the ticker, whose timer fell due long ago:
+    // the ticker runs once this task awaits, so wait for its first tick.
+    if came.is_empty() {
+        let first = timeout(Duration::from_secs(10), ticks.recv()).await;
+        if let Ok(Some(tick)) = first {
+            came.push(tick);
+        }
+    }
     // The ticker waits at its .await, where abort takes effect at once.
     ticker.abort();
-    let ticks = ticks.lock().unwrap_or_else(PoisonError::into_inner);
-    let during = ticks
+    let during = came
         .iter()
         .filter(|(at, _)| (began..ended).contains(at))
         .count();
-    let worst = ticks.iter().map(|(_, late)| *late).max();
-    // Without a tick at all (not even once the thread was free), the worst
-    // lateness is the time the ticker never got.
-    Ok((during, worst.unwrap_or(ended - began)))
+    Ok(came
+        .iter()
+        .map(|(_, late)| *late)
+        .max()
+        .map(|worst| (during, worst)))
 }
 
 // ANCHOR: abort

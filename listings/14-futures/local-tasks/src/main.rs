@@ -31,15 +31,11 @@ fn main() -> ExitCode {
 }
 
 // ANCHOR: run
-fn run(args: &Args) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the runtime")?;
+#[tokio::main(flavor = "current_thread")]
+async fn run(args: &Args) -> anyhow::Result<()> {
     // A LocalSet's tasks run only while it is driven, and only on the
     // thread that drives it: here, this one, until visit_all returns.
-    let local = LocalSet::new();
-    local.block_on(&runtime, visit_all(args.tasks))
+    LocalSet::new().run_until(visit_all(args.tasks)).await
 }
 // ANCHOR_END: run
 

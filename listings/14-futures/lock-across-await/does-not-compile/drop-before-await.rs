@@ -1,6 +1,6 @@
-// Beyond the notes: the guard dropped by hand before the .await. The
-// compiler still counts it as held to the end of its scope, so this does
-// not compile either; a block around the guard does.
+// Beyond the notes: the guard dropped by hand before the .await. It was
+// borrowed (`*count += 1` is `deref_mut(&mut count)`), and a borrowed local
+// stays in the future until its scope ends, moved out or not: refused too.
 use std::sync::{Arc, Mutex};
 
 #[tokio::main]

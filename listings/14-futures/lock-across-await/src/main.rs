@@ -36,18 +36,13 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: &Args) -> anyhow::Result<()> {
-    // One thread, so that the tasks take turns in the order they were
-    // spawned and every run prints the same; tokio::spawn demands Send all
-    // the same, as it cannot know which runtime it will be called on.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the runtime")?;
-    runtime.block_on(async {
-        count_visits(args.tasks).await?;
-        exchanges(args.tasks, args.lock_each_line).await
-    })
+// One thread, so that the tasks take turns in the same order on every run
+// and every run prints the same; tokio::spawn demands Send all the same,
+// as it cannot know which runtime it will be called on.
+#[tokio::main(flavor = "current_thread")]
+async fn run(args: &Args) -> anyhow::Result<()> {
+    count_visits(args.tasks).await?;
+    exchanges(args.tasks, args.lock_each_line).await
 }
 
 // ANCHOR: count

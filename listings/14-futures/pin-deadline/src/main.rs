@@ -36,28 +36,23 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: &Args) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the runtime")?;
-    runtime.block_on(async {
-        // The peer's end stays open and silent after its lines, as a client
-        // that stopped typing: only the deadline ends the wait.
-        let (mut peer, near) = tokio::io::duplex(64 * 1024);
-        for n in 1..=args.lines {
-            peer.write_all(format!("line {n}\n").as_bytes())
-                .await
-                .context("cannot write to the peer's end")?;
-        }
-        let deadline = Duration::from_millis(args.deadline_ms);
-        let received = read_until(near, deadline).await?;
-        println!(
-            "the deadline ({} ms) passed; lines received: {received}",
-            deadline.as_millis()
-        );
-        Ok(())
-    })
+#[tokio::main(flavor = "current_thread")]
+async fn run(args: &Args) -> anyhow::Result<()> {
+    // The peer's end stays open and silent after its lines, as a client
+    // that stopped typing: only the deadline ends the wait.
+    let (mut peer, near) = tokio::io::duplex(64 * 1024);
+    for n in 1..=args.lines {
+        peer.write_all(format!("line {n}\n").as_bytes())
+            .await
+            .context("cannot write to the peer's end")?;
+    }
+    let deadline = Duration::from_millis(args.deadline_ms);
+    let received = read_until(near, deadline).await?;
+    println!(
+        "the deadline ({} ms) passed; lines received: {received}",
+        deadline.as_millis()
+    );
+    Ok(())
 }
 
 // ANCHOR: read_until
