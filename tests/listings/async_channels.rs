@@ -194,6 +194,61 @@ fn broadcast_chat_refuses_a_line_not_in_utf8() {
 }
 
 #[test]
+fn broadcast_chat_logs_a_client_that_leaves_before_naming_itself_and_writes_nothing() {
+    let (mut server, addr) = serving("broadcast-chat", &[]);
+    let mut stream = connect(addr);
+    named(&mut server, &stream, "shy");
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(read_to_eof(&mut stream, &server), "", "no error line");
+    server.wait_for_line(r"^\[client shy\] left before naming itself$");
+    assert_snapshot!(stop(server, "INT"), "no-name");
+}
+
+#[test]
+fn broadcast_chat_drops_a_client_that_takes_no_line_in_time_and_stops_hearing_it() {
+    // A ring longer than the test's 200 lines: the stuck client's forwarder never lags, it
+    // only waits on its write.
+    let args = [
+        "--write-timeout",
+        "1",
+        "--send-buffer",
+        "4096",
+        "--capacity",
+        "256",
+    ];
+    let (mut server, addr) = serving("broadcast-chat", &args);
+    // A client that never reads, with the smallest buffers: 200 lines of 1,000 bytes cannot
+    // all fit in them, so its forwarder's write is pending for good, and the timeout fires
+    // whatever the load.
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket
+        .connect_timeout(&addr.into(), Duration::from_secs(30))
+        .unwrap();
+    let stuck = join(&mut server, socket.into(), "stuck");
+    let mut fast = join(&mut server, connect(addr), "fast");
+    assert_eq!(next_line(&mut fast, &server), "* fast joined");
+    for i in 1..=200 {
+        let line = format!("message {i:03} {}", "x".repeat(980));
+        fast.get_ref()
+            .write_all(format!("{line}\n").as_bytes())
+            .unwrap();
+        assert_eq!(next_line(&mut fast, &server), format!("fast: {line}"));
+    }
+    // Logged while the stuck client is still connected: dropped at once, not when it leaves.
+    server.wait_for_line(r"^\[client stuck\]: took no whole line in 1s; dropped$");
+    // Its connection is closed, so what it says now (if the kernel even takes it) reaches
+    // no one: the fast client's next line is its own.
+    let _ = stuck.get_ref().write_all(b"I am still here\n");
+    fast.get_ref().write_all(b"anyone?\n").unwrap();
+    assert_eq!(next_line(&mut fast, &server), "fast: anyone?");
+    drop(fast);
+    server.wait_for_line(r"^\[client fast\] left$");
+    drop(stuck);
+    assert_snapshot!(stop(server, "INT"), "dropped");
+}
+
+#[test]
 fn broadcast_chat_refuses_a_ring_of_zero() {
     assert_refused!("broadcast-chat", &["--capacity", "0"], "zero-capacity");
 }
