@@ -162,8 +162,9 @@ fn connect(addr: SocketAddr) -> TcpStream {
     TcpStream::connect_timeout(&addr, Duration::from_secs(30)).expect("connect to the chat")
 }
 
-/// A client that breaks the protocol gets one line saying how, and its connection ends.
-fn refused(scenario: &str, sends: &[u8], error: &str) {
+/// A client that breaks the protocol gets one line saying how, and its connection ends: the
+/// server's log, for the test to snapshot under its own name.
+fn refused(sends: &[u8], error: &str) -> Transcript {
     let (mut server, addr) = serving("broadcast-chat", &[]);
     let mut stream = connect(addr);
     named(&mut server, &stream, "bad");
@@ -171,12 +172,12 @@ fn refused(scenario: &str, sends: &[u8], error: &str) {
     let got = read_to_eof(&mut stream, &server);
     assert!(got.ends_with(&format!("error: {error}\n")), "{got:?}");
     server.wait_for_line(&format!(r"^\[client bad\] refused: {error}$"));
-    assert_snapshot!(stop(server, "INT"), scenario);
+    stop(server, "INT")
 }
 
 #[test]
 fn broadcast_chat_refuses_an_empty_name() {
-    refused("empty-name", b"\n", "empty name");
+    assert_snapshot!(refused(b"\n", "empty name"), "empty-name");
 }
 
 #[test]
@@ -185,12 +186,14 @@ fn broadcast_chat_refuses_a_line_too_long() {
     // and the error line arrives (unread bytes would make the kernel send a reset).
     let mut sends = b"carol\n".to_vec();
     sends.extend([b'x'; 4097]);
-    refused("too-long", &sends, "line longer than 4096 bytes");
+    let transcript = refused(&sends, "line longer than 4096 bytes");
+    assert_snapshot!(transcript, "too-long");
 }
 
 #[test]
 fn broadcast_chat_refuses_a_line_not_in_utf8() {
-    refused("not-utf8", b"dave\n\xff\xfe\n", "line not in UTF-8");
+    let transcript = refused(b"dave\n\xff\xfe\n", "line not in UTF-8");
+    assert_snapshot!(transcript, "not-utf8");
 }
 
 #[test]
