@@ -41,8 +41,9 @@ fn mpsc_backpressure_holds_the_producer_until_the_consumer_takes_an_item() {
         "{}",
         transcript.text
     );
-    // The trace comes from the awaits on one thread, not from the consumer's pace: a
-    // consumer that does no work at all gives the same lines.
+    // The trace comes from the awaits on one thread, not from the consumer's pace: with
+    // `--work-ms 0` the consumer still awaits a sleep (tokio registers even a zero one,
+    // rounded up to the next millisecond, and is pending once), and gives the same lines.
     let instant = listing("mpsc-backpressure")
         .args(["--work-ms", "0"])
         .spawn()
