@@ -41,8 +41,9 @@ fn mpsc_backpressure_holds_the_producer_until_the_consumer_takes_an_item() {
         "{}",
         transcript.text
     );
-    // The trace comes from the awaits on one thread, not from the consumer's pace: a
-    // consumer that does no work at all gives the same lines.
+    // The trace comes from the awaits on one thread, not from the consumer's pace: with
+    // `--work-ms 0` the consumer still awaits a sleep (tokio registers even a zero one,
+    // rounded up to the next millisecond, and is pending once), and gives the same lines.
     let instant = listing("mpsc-backpressure")
         .args(["--work-ms", "0"])
         .spawn()
@@ -162,8 +163,9 @@ fn connect(addr: SocketAddr) -> TcpStream {
     TcpStream::connect_timeout(&addr, Duration::from_secs(30)).expect("connect to the chat")
 }
 
-/// A client that breaks the protocol gets one line saying how, and its connection ends.
-fn refused(scenario: &str, sends: &[u8], error: &str) {
+/// A client that breaks the protocol gets one line saying how, and its connection ends: the
+/// server's log, for the test to snapshot under its own name.
+fn refused(sends: &[u8], error: &str) -> Transcript {
     let (mut server, addr) = serving("broadcast-chat", &[]);
     let mut stream = connect(addr);
     named(&mut server, &stream, "bad");
@@ -171,12 +173,12 @@ fn refused(scenario: &str, sends: &[u8], error: &str) {
     let got = read_to_eof(&mut stream, &server);
     assert!(got.ends_with(&format!("error: {error}\n")), "{got:?}");
     server.wait_for_line(&format!(r"^\[client bad\] refused: {error}$"));
-    assert_snapshot!(stop(server, "INT"), scenario);
+    stop(server, "INT")
 }
 
 #[test]
 fn broadcast_chat_refuses_an_empty_name() {
-    refused("empty-name", b"\n", "empty name");
+    assert_snapshot!(refused(b"\n", "empty name"), "empty-name");
 }
 
 #[test]
@@ -185,12 +187,69 @@ fn broadcast_chat_refuses_a_line_too_long() {
     // and the error line arrives (unread bytes would make the kernel send a reset).
     let mut sends = b"carol\n".to_vec();
     sends.extend([b'x'; 4097]);
-    refused("too-long", &sends, "line longer than 4096 bytes");
+    let transcript = refused(&sends, "line longer than 4096 bytes");
+    assert_snapshot!(transcript, "too-long");
 }
 
 #[test]
 fn broadcast_chat_refuses_a_line_not_in_utf8() {
-    refused("not-utf8", b"dave\n\xff\xfe\n", "line not in UTF-8");
+    let transcript = refused(b"dave\n\xff\xfe\n", "line not in UTF-8");
+    assert_snapshot!(transcript, "not-utf8");
+}
+
+#[test]
+fn broadcast_chat_logs_a_client_that_leaves_before_naming_itself_and_writes_nothing() {
+    let (mut server, addr) = serving("broadcast-chat", &[]);
+    let mut stream = connect(addr);
+    named(&mut server, &stream, "shy");
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(read_to_eof(&mut stream, &server), "", "no error line");
+    server.wait_for_line(r"^\[client shy\] left before naming itself$");
+    assert_snapshot!(stop(server, "INT"), "no-name");
+}
+
+#[test]
+fn broadcast_chat_drops_a_client_that_takes_no_line_in_time_and_stops_hearing_it() {
+    // A ring longer than the test's 200 lines: the stuck client's forwarder never lags, it
+    // only waits on its write.
+    let args = [
+        "--write-timeout",
+        "1",
+        "--send-buffer",
+        "4096",
+        "--capacity",
+        "256",
+    ];
+    let (mut server, addr) = serving("broadcast-chat", &args);
+    // A client that never reads, with the smallest buffers: 200 lines of 1,000 bytes cannot
+    // all fit in them, so its forwarder's write is pending for good, and the timeout fires
+    // whatever the load.
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket
+        .connect_timeout(&addr.into(), Duration::from_secs(30))
+        .unwrap();
+    let stuck = join(&mut server, socket.into(), "stuck");
+    let mut fast = join(&mut server, connect(addr), "fast");
+    assert_eq!(next_line(&mut fast, &server), "* fast joined");
+    for i in 1..=200 {
+        let line = format!("message {i:03} {}", "x".repeat(980));
+        fast.get_ref()
+            .write_all(format!("{line}\n").as_bytes())
+            .unwrap();
+        assert_eq!(next_line(&mut fast, &server), format!("fast: {line}"));
+    }
+    // Logged while the stuck client is still connected: dropped at once, not when it leaves.
+    server.wait_for_line(r"^\[client stuck\]: took no whole line in 1s; dropped$");
+    // Its connection is closed, so what it says now (if the kernel even takes it) reaches
+    // no one: the fast client's next line is its own.
+    let _ = stuck.get_ref().write_all(b"I am still here\n");
+    fast.get_ref().write_all(b"anyone?\n").unwrap();
+    assert_eq!(next_line(&mut fast, &server), "fast: anyone?");
+    drop(fast);
+    server.wait_for_line(r"^\[client fast\] left$");
+    drop(stuck);
+    assert_snapshot!(stop(server, "INT"), "dropped");
 }
 
 #[test]

@@ -33,7 +33,7 @@ struct Args {
     #[arg(long, default_value_t = 65536)]
     #[arg(value_parser = clap::value_parser!(u32).range(4096..=4194304))]
     send_buffer: u32,
-    /// Seconds a client may accept no bytes at all before it is dropped.
+    /// Seconds a client may take to accept one whole line before it is dropped.
     #[arg(long, default_value_t = 30)]
     #[arg(value_parser = clap::value_parser!(u64).range(1..))]
     write_timeout: u64,
@@ -104,7 +104,9 @@ async fn client(
     let mut reader = BufReader::new(reader);
     let name = match read_line(&mut reader).await {
         Ok(Some(name)) if !name.is_empty() => name,
-        Ok(_) => return refuse(&mut writer, "empty name").await,
+        Ok(Some(_)) => return refuse(&mut writer, "empty name").await,
+        // Gone already: there is no one to tell.
+        Ok(None) => return Ok("left before naming itself".to_string()),
         Err(e) if e.kind() == io::ErrorKind::InvalidData => {
             return refuse(&mut writer, &e.to_string()).await;
         }
@@ -115,7 +117,7 @@ async fn client(
     println!("{peer} joined as {name}");
     let _ = room.send(format!("* {name} joined"));
     let (left, mut told_left) = oneshot::channel::<()>();
-    let forwarder = tokio::spawn(async move {
+    let mut forwarder = tokio::spawn(async move {
         loop {
             let line = tokio::select! {
                 _ = &mut told_left => return Ok(writer),
@@ -133,18 +135,27 @@ async fn client(
             {
                 Ok(written) => written.context("cannot write")?,
                 Err(_) => anyhow::bail!(
-                    "took no bytes for {write_timeout:?}; dropped"
+                    "took no whole line in {write_timeout:?}; dropped"
                 ),
             }
         }
     });
     let said = loop {
-        match read_line(&mut reader).await {
-            Ok(Some(line)) => {
-                let _ = room.send(format!("{name}: {line}"));
+        tokio::select! {
+            biased;
+            // The forwarder gave up on the client: stop hearing it too, and
+            // return, which closes its connection. A line half read is lost,
+            // and nobody is left to want it.
+            ended = &mut forwarder => {
+                return ended.context("the forwarder panicked")?.map(|_| "left".into());
             }
-            Ok(None) => break Ok(()),
-            Err(e) => break Err(e),
+            read = read_line(&mut reader) => match read {
+                Ok(Some(line)) => {
+                    let _ = room.send(format!("{name}: {line}"));
+                }
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
+            },
         }
     };
     drop(left); // the forwarder stops at its next select!
