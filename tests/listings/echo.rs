@@ -77,7 +77,7 @@ fn assert_quick(since: Instant, limit: Duration, transcript: &Transcript) {
 
 /// Stops the server as Ctrl-Z would (SIGSTOP), and waits until every thread of it has
 /// stopped: until `resume`, what clients send piles up in the kernel, unread.
-fn pause(server: &Run) {
+pub(crate) fn pause(server: &Run) {
     server.signal("STOP");
     let tasks = format!("/proc/{}/task", server.pid());
     let stopped = || {
@@ -93,14 +93,14 @@ fn pause(server: &Run) {
     poll(server, "the server to stop", stopped);
 }
 
-fn resume(server: &Run) {
+pub(crate) fn resume(server: &Run) {
     server.signal("CONT");
 }
 
 /// Waits until the kernel has taken the reset of the connection from `client` to `server`:
 /// a reset closes the server's socket at once, and a closed socket leaves the kernel's table
 /// of connections (`/proc/net/tcp`), even while the server still holds it.
-fn wait_for_reset(server: &Run, server_addr: SocketAddr, client: SocketAddr) {
+pub(crate) fn wait_for_reset(server: &Run, server_addr: SocketAddr, client: SocketAddr) {
     let ends = (
         format!(":{:04X}", server_addr.port()),
         format!(":{:04X}", client.port()),

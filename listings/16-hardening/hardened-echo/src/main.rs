@@ -267,9 +267,19 @@ async fn echo(
         };
         debug!(bytes = line.len(), "echo");
         // A client that does not read its echoes gets `idle` too.
-        if timeout(idle, framed.send(line)).await.is_err() {
-            let idle = args.idle;
-            return Ok(format!("read no echo for {idle} s; hanging up"));
+        match timeout(idle, framed.send(line)).await {
+            Err(_) => {
+                let idle = args.idle;
+                return Ok(format!("read no echo for {idle} s; hanging up"));
+            }
+            // Bytes sent before a reset stay readable: a line may be read
+            // whole, and then its echo meets the reset.
+            Ok(Err(LinesCodecError::Io(e))) if is_reset(&e) => {
+                let next = echoed + 1;
+                let end = reset(echoed);
+                return Ok(format!("{end}; line {next} not echoed"));
+            }
+            Ok(sent) => sent?,
         }
         echoed += 1;
         // Stopping: every line already received is finished too.
