@@ -107,13 +107,22 @@ fn hardened_echo_frames_lines_with_a_codec() {
     );
 
     let transcript = stop(server, "INT");
-    assert!(transcript.text.contains("shut down: 4 served, 0 cut off"));
+    assert!(
+        transcript
+            .text
+            .contains("shut down: 4 served, 0 turned away, 0 cut off")
+    );
     assert_snapshot!(transcript, "framing");
 }
 
 #[test]
 fn hardened_echo_refuses_a_zero_line_length() {
     assert_refused!(SERVER, &["--max-line", "0"], "zero-max-line");
+}
+
+#[test]
+fn hardened_echo_refuses_an_idle_of_zero() {
+    assert_refused!(SERVER, &["--idle", "0"], "zero-idle");
 }
 
 #[test]
@@ -193,8 +202,49 @@ fn hardened_echo_serves_at_most_its_cap() {
         .filter_map(|line| line.split_once("connected open=")?.1.parse().ok())
         .collect();
     assert_eq!(open, [1, 2, 2, 2], "{}", transcript.text);
-    assert!(transcript.text.contains("shut down: 4 served, 0 cut off"));
+    assert!(
+        transcript
+            .text
+            .contains("shut down: 4 served, 0 turned away, 0 cut off")
+    );
     assert_snapshot!(transcript, "cap");
+}
+
+#[test]
+fn hardened_echo_turns_away_the_clients_waiting_at_the_cap_on_ctrl_c() {
+    let (mut server, addr) = serving(SERVER, &["--max-connections", "1"]);
+    let mut a = client(&mut server, addr, "A");
+    server.wait_for_line(r"^ INFO 1 open, the cap: connection 2 waits until one ends$");
+    // B waits in the listen queue, its line unread.
+    let mut b = TcpStream::connect(addr).unwrap();
+    named(&mut server, &b, "B");
+    b.write_all(b"B waits\n").unwrap();
+
+    server.ctrl_c();
+    server.wait_for_line(r"SIGINT: stopped accepting");
+    // A, between lines, is closed; B is accepted, told, and closed: no reset for either.
+    assert_eq!(read_to_eof(&mut a, &server), "");
+    drop(a);
+    ended(&mut server, "A", "closed at shutdown after 0 lines$");
+    assert_eq!(
+        read_to_eof(&mut b, &server),
+        "error: the server is shutting down\n"
+    );
+    drop(b);
+    ended(
+        &mut server,
+        "B",
+        "waited at the cap; told it we are shutting down$",
+    );
+
+    let transcript = server.finish();
+    assert!(transcript.status.success(), "{}", transcript.text);
+    let log = &transcript.text;
+    assert!(
+        log.contains("shut down: 1 served, 1 turned away, 0 cut off"),
+        "{log}"
+    );
+    assert_snapshot!(transcript, "shutdown-at-the-cap");
 }
 
 #[test]
@@ -232,7 +282,10 @@ fn hardened_echo_finishes_every_line_received_on_ctrl_c() {
     assert!(transcript.status.success(), "{}", transcript.text);
     let log = &transcript.text;
     assert!(log.contains("finished at shutdown after 4 lines"), "{log}");
-    assert!(log.contains("shut down: 2 served, 0 cut off"), "{log}");
+    assert!(
+        log.contains("shut down: 2 served, 0 turned away, 0 cut off"),
+        "{log}"
+    );
     assert_snapshot!(transcript, "ctrl-c");
 }
 
@@ -269,7 +322,11 @@ fn cut_off(mut server: Run, mut stuck: TcpStream, signals: &[&str], limit: Durat
     assert!(transcript.status.success(), "{}", transcript.text);
     let took = signalled.elapsed();
     assert!(took < limit, "took {took:?}\n{}", transcript.text);
-    assert!(transcript.text.contains("shut down: 1 served, 1 cut off"));
+    assert!(
+        transcript
+            .text
+            .contains("shut down: 1 served, 0 turned away, 1 cut off")
+    );
     transcript
 }
 
@@ -347,5 +404,5 @@ fn hardened_echo_is_shorter_than_chapter_13s() {
         code_lines(before, "shutdown"),
         code_lines(after, "shutdown"),
     );
-    assert_eq!(shutdown, (31, 20));
+    assert_eq!(shutdown, (31, 23));
 }
