@@ -7,9 +7,9 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use crate::echo::{expect_echo, named, pause, read_to_eof, resume, stop, wait_for_reset};
+use crate::echo::{expect_echo, named, read_to_eof, send_and_reset_while_paused, stop};
 use crate::harness::{
-    Run, Transcript, assert_refused, assert_snapshot, listing, reset, serving, workspace_root,
+    Run, Transcript, assert_refused, assert_snapshot, listing, serving, workspace_root,
 };
 
 const SERVER: &str = "hardened-echo";
@@ -94,12 +94,7 @@ fn hardened_echo_frames_lines_with_a_codec() {
     // arrive while the server is paused; it reads the lines (bytes before a reset stay
     // readable), and the first echo meets the reset. No line was echoed.
     let hasty = client(&mut server, addr, "hasty");
-    let hasty_addr = hasty.local_addr().unwrap();
-    pause(&server);
-    (&hasty).write_all(b"hello\nhello\nhello\n").unwrap();
-    reset(hasty);
-    wait_for_reset(&server, addr, hasty_addr);
-    resume(&server);
+    send_and_reset_while_paused(&server, addr, hasty, b"hello\nhello\nhello\n");
     ended(
         &mut server,
         "hasty",
