@@ -97,6 +97,23 @@ fn resume(server: &Run) {
     server.signal("CONT");
 }
 
+/// Sends `bytes`, then a reset, while the server is paused, and resumes it once the kernel has
+/// taken the reset: the server reads the bytes (bytes sent before a reset stay readable), and
+/// meets the reset only when it writes.
+pub(crate) fn send_and_reset_while_paused(
+    server: &Run,
+    addr: SocketAddr,
+    stream: TcpStream,
+    bytes: &[u8],
+) {
+    let local = stream.local_addr().unwrap();
+    pause(server);
+    (&stream).write_all(bytes).unwrap();
+    reset(stream);
+    wait_for_reset(server, addr, local);
+    resume(server);
+}
+
 /// Waits until the kernel has taken the reset of the connection from `client` to `server`:
 /// a reset closes the server's socket at once, and a closed socket leaves the kernel's table
 /// of connections (`/proc/net/tcp`), even while the server still holds it.
@@ -246,12 +263,7 @@ fn echo_server_survives_every_fault() {
     // server is paused, so it reads the line (bytes before a reset stay readable), and only
     // its echo fails. That line was never echoed.
     let hasty = client(&mut server, addr, "hasty");
-    let hasty_addr = hasty.local_addr().unwrap();
-    pause(&server);
-    (&hasty).write_all(b"hello\n").unwrap();
-    reset(hasty);
-    wait_for_reset(&server, addr, hasty_addr);
-    resume(&server);
+    send_and_reset_while_paused(&server, addr, hasty, b"hello\n");
     server.wait_for_line(r"^\[client hasty\] reset the connection after 0 lines; line 1 not");
 
     let mut long = client(&mut server, addr, "long");

@@ -5,7 +5,7 @@
 //! gracefully on Ctrl-C or SIGTERM; every connection logs through `tracing`,
 //! in a span that names it.
 
-use std::io::ErrorKind;
+use std::io::{ErrorKind, IsTerminal};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -46,7 +46,7 @@ struct Args {
     /// Seconds a client has to send each whole line, and to take each echo,
     /// before the server hangs up.
     #[arg(long, default_value_t = 60)]
-    #[arg(value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(value_parser = clap::value_parser!(u64).range(1..=86_400))]
     idle: u64,
     /// Seconds the connections get to finish after Ctrl-C or SIGTERM; a
     /// second signal cuts them off at once.
@@ -79,12 +79,20 @@ fn run(args: Args) -> Result<()> {
         })
         .without_time()
         .with_target(false)
+        .with_ansi(colours())
         .init();
-    // ANCHOR_END: subscriber
     let runtime = tokio::runtime::Runtime::new()
         .context("cannot start the tokio runtime")?;
     runtime.block_on(serve(args))
 }
+
+/// Colours for a terminal only, not for a file or a pipe, and not when
+/// `NO_COLOR` asks for none (the check that `with_ansi` replaces).
+fn colours() -> bool {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    std::io::stdout().is_terminal() && !no_color
+}
+// ANCHOR_END: subscriber
 
 // ANCHOR: serve
 async fn serve(args: Args) -> Result<()> {
@@ -158,7 +166,8 @@ async fn serve(args: Args) -> Result<()> {
     // ANCHOR_END: serve
 
     // ANCHOR: shutdown
-    drop(listener); // refuses new clients
+    let ends = (&tracker, &cut, &cut_off);
+    let turned_away = turn_away(listener, ends, args, served)?;
     tracker.close(); // so that `wait` can end: no more tasks to come
     info!("{signal}: stopped accepting; letting the open connections finish");
     stop.cancel();
@@ -175,10 +184,62 @@ async fn serve(args: Args) -> Result<()> {
         tracker.wait().await;
     }
     let cut_off = cut_off.load(Ordering::Relaxed);
-    info!("shut down: {served} served, {cut_off} cut off");
+    info!(
+        "shut down: {served} served, {turned_away} turned away, {cut_off} cut off"
+    );
     Ok(())
 }
 // ANCHOR_END: shutdown
+
+// ANCHOR: turn_away
+/// Accepts the clients still waiting in the listen queue, tells each that
+/// the server is shutting down, and closes the listener, which refuses new
+/// clients from then on. Closed with clients in its queue, it would reset
+/// them: they connected, and might have sent a line, but would never know why.
+fn turn_away(
+    listener: TcpListener,
+    (tracker, cut, cut_off): (
+        &TaskTracker,
+        &CancellationToken,
+        &Arc<AtomicUsize>,
+    ),
+    args: Args,
+    served: u64,
+) -> Result<u64> {
+    // Out of tokio's hands, the socket is still nonblocking: `accept`
+    // returns `WouldBlock` once the queue is empty, and never waits.
+    let listener = listener.into_std()?;
+    let mut turned_away = 0;
+    while let Ok((stream, peer)) = listener.accept() {
+        turned_away += 1;
+        let span = info_span!("conn", id = served + turned_away, %peer);
+        let tokio = stream.set_nonblocking(true);
+        let Ok(stream) = tokio.and_then(|()| TcpStream::from_std(stream))
+        else {
+            continue; // dropped: the one client that gets a reset
+        };
+        let framed = Framed::new(stream, LinesCodec::new());
+        let bye = Some("error: the server is shutting down".to_string());
+        let (cut, cut_off) = (cut.clone(), cut_off.clone());
+        let idle = Duration::from_secs(args.idle);
+        tracker.spawn(
+            async move {
+                tokio::select! {
+                    () = hang_up(framed, bye, idle) => {
+                        info!("waited at the cap; told it we are shutting down");
+                    }
+                    () = cut.cancelled() => {
+                        cut_off.fetch_add(1, Ordering::Relaxed);
+                        info!("waited at the cap; cut off before it closed");
+                    }
+                }
+            }
+            .instrument(span),
+        );
+    }
+    Ok(turned_away)
+}
+// ANCHOR_END: turn_away
 
 // ANCHOR: acquire
 /// A permit to serve connection number `next`; at the cap, says so and waits
@@ -267,9 +328,19 @@ async fn echo(
         };
         debug!(bytes = line.len(), "echo");
         // A client that does not read its echoes gets `idle` too.
-        if timeout(idle, framed.send(line)).await.is_err() {
-            let idle = args.idle;
-            return Ok(format!("read no echo for {idle} s; hanging up"));
+        match timeout(idle, framed.send(line)).await {
+            Err(_) => {
+                let idle = args.idle;
+                return Ok(format!("read no echo for {idle} s; hanging up"));
+            }
+            // Bytes sent before a reset stay readable: a line may be read
+            // whole, and then its echo meets the reset.
+            Ok(Err(LinesCodecError::Io(e))) if is_reset(&e) => {
+                let next = echoed + 1;
+                let end = reset(echoed);
+                return Ok(format!("{end}; line {next} not echoed"));
+            }
+            Ok(sent) => sent?,
         }
         echoed += 1;
         // Stopping: every line already received is finished too.
