@@ -14,6 +14,7 @@ use clap::Parser;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::sync::oneshot;
 use tokio::time::timeout;
@@ -54,6 +55,10 @@ fn main() -> ExitCode {
 
 #[tokio::main]
 async fn run(args: Args) -> Result<()> {
+    // Ctrl-C is listened for once, before the address is printed: a
+    // `ctrl_c()` made anew on each turn of the loop would miss a signal that
+    // came between two turns, or before the first one was polled.
+    let mut interrupt = signal(SignalKind::interrupt())?;
     let listener = TcpListener::bind(args.bind)
         .await
         .with_context(|| format!("cannot listen on {}", args.bind))?;
@@ -83,7 +88,7 @@ async fn run(args: Args) -> Result<()> {
                     }
                 });
             }
-            _ = tokio::signal::ctrl_c() => {
+            _ = interrupt.recv() => {
                 println!("shutting down");
                 return Ok(());
             }
@@ -112,10 +117,12 @@ async fn client(
         }
         Err(e) => return Err(e).context("cannot read its name"),
     };
-    // Subscribe before announcing, so that the client sees its own arrival.
+    // Subscribe before announcing, so that the client sees its own arrival;
+    // announce before the log says so, so that whoever reads the log knows the
+    // announcement is in the ring.
     let mut inbox = room.subscribe();
-    println!("{peer} joined as {name}");
     let _ = room.send(format!("* {name} joined"));
+    println!("{peer} joined as {name}");
     let (left, mut told_left) = oneshot::channel::<()>();
     let mut forwarder = tokio::spawn(async move {
         loop {
