@@ -1309,3 +1309,48 @@ fn the_ordering_table_names_every_listing_with_an_atomic() {
          src/thread-communication/ordering.md does not name: {missing:?}"
     );
 }
+
+/// The README's `cargo book serve` is an alias (`.cargo/config.toml`). Its `--features` must
+/// name book-tool's feature as `book-tool/serve`: under the workspace's resolver 1, a bare
+/// `serve` means the feature of the package in the current directory, the root, which has
+/// none, and the alias fails before it builds anything. `cargo tree` with the alias's own
+/// arguments resolves the same features without building.
+#[test]
+fn the_cargo_book_alias_resolves_its_features_from_the_workspace_root() {
+    let config = fs::read_to_string(root().join(".cargo/config.toml")).expect("the config");
+    let alias = Regex::new(r#"(?m)^book\s*=\s*"([^"]+)""#).unwrap();
+    let line = alias.captures(&config).expect("a `book` alias")[1].to_string();
+    let mut words: Vec<&str> = line.split_whitespace().take_while(|w| *w != "--").collect();
+    assert_eq!(
+        words.first(),
+        Some(&"run"),
+        "the alias runs book-tool: {line}"
+    );
+    words[0] = "tree";
+    let mut child = std::process::Command::new(env!("CARGO"))
+        .args(&words)
+        .args(["--depth", "0", "--offline", "--locked"])
+        .current_dir(root())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("cargo runs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("cargo tree") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("cargo {} took over 120 s", words.join(" "));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut errors = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut errors).unwrap();
+    assert!(
+        status.success(),
+        "`cargo book` would fail from the workspace root (`cargo {}`):\n{errors}",
+        words.join(" ")
+    );
+}
