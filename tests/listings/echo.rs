@@ -118,18 +118,32 @@ pub(crate) fn send_and_reset_while_paused(
 /// a reset closes the server's socket at once, and a closed socket leaves the kernel's table
 /// of connections (`/proc/net/tcp`), even while the server still holds it.
 fn wait_for_reset(server: &Run, server_addr: SocketAddr, client: SocketAddr) {
+    let gone = || server_side_state(server_addr, client).is_none();
+    poll(server, "the kernel to take the reset", gone);
+}
+
+/// Waits until the server's side of the connection from `client` is established (state
+/// `01` in `/proc/net/tcp`): then it is in the listen queue, whether or not the server has
+/// accepted it. `connect` can return a moment before: on loopback the client's last ACK of
+/// the handshake may still be on its way.
+pub(crate) fn wait_for_established(server: &Run, server_addr: SocketAddr, client: SocketAddr) {
+    let queued = || server_side_state(server_addr, client).as_deref() == Some("01");
+    poll(server, "the server's side of the connection", queued);
+}
+
+/// The state (`01` established, `06` TIME_WAIT...) of the server's side of the connection
+/// from `client`, if the kernel still has it.
+fn server_side_state(server: SocketAddr, client: SocketAddr) -> Option<String> {
     let ends = (
-        format!(":{:04X}", server_addr.port()),
+        format!(":{:04X}", server.port()),
         format!(":{:04X}", client.port()),
     );
-    let gone = || {
-        let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
-        !table.lines().any(|row| {
-            let fields: Vec<&str> = row.split_whitespace().collect();
-            fields.len() > 2 && fields[1].ends_with(&ends.0) && fields[2].ends_with(&ends.1)
-        })
-    };
-    poll(server, "the kernel to take the reset", gone);
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    table.lines().find_map(|row| {
+        let fields: Vec<&str> = row.split_whitespace().collect();
+        (fields.len() > 3 && fields[1].ends_with(&ends.0) && fields[2].ends_with(&ends.1))
+            .then(|| fields[3].to_string())
+    })
 }
 
 /// Polls `done` every millisecond, for at most 30 seconds: for states of the kernel that no

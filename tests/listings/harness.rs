@@ -376,7 +376,7 @@ pub fn compile_error_with(snippet: &str, crates: &[&str]) -> Transcript {
         let registry = Regex::new(r"\S*/registry/src/[^/\s]+/").unwrap();
         // Any other copy (vendored, a `[source]` replacement, a git checkout) would put this
         // machine's path in the snapshot: say so rather than show a confusing difference.
-        let quoted = Regex::new(r"(?m)^\s*--> (/\S+)").unwrap();
+        let quoted = Regex::new(r"(?m)^\s*(?:-->|:::) (/\S+)").unwrap();
         for path in quoted.captures_iter(&registry.replace_all(&text, "[REGISTRY]/")) {
             assert!(
                 path[1].starts_with("/rustc/"),

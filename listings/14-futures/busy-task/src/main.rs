@@ -96,8 +96,10 @@ async fn beside_a_busy_task(
 ) -> anyhow::Result<Option<(usize, Duration)>> {
     // Each tick is reported as it happens: when it ran, and how late.
     let (report, mut ticks) = tokio::sync::mpsc::unbounded_channel();
+    // The first tick falls due one tick from now, before either task starts:
+    // its lateness does not depend on which one the runtime polls first.
+    let mut due = Instant::now() + tick;
     let ticker = tokio::spawn(async move {
-        let mut due = Instant::now() + tick;
         loop {
             sleep_until(due.into()).await;
             let now = Instant::now();
@@ -107,8 +109,6 @@ async fn beside_a_busy_task(
             due = now + tick;
         }
     });
-    // Spawned second, so on this one thread the ticker has set its first
-    // timer before the busy task takes the thread.
     let busy = tokio::spawn(async move {
         let began = Instant::now();
         compute(work, yielding).await;

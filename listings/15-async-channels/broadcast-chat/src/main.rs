@@ -34,7 +34,8 @@ struct Args {
     #[arg(long, default_value_t = 65536)]
     #[arg(value_parser = clap::value_parser!(u32).range(4096..=4194304))]
     send_buffer: u32,
-    /// Seconds a client may take to accept one whole line before it is dropped.
+    /// Seconds a client may take to accept one whole line before it is dropped,
+    /// and to name itself when it joins.
     #[arg(long, default_value_t = 30)]
     #[arg(value_parser = clap::value_parser!(u64).range(1..))]
     write_timeout: u64,
@@ -107,7 +108,13 @@ async fn client(
     let peer = stream.peer_addr()?;
     let (reader, mut writer) = stream.into_split();
     let mut reader = BufReader::new(reader);
-    let name = match read_line(&mut reader).await {
+    // A client that connects and never names itself holds a task and a
+    // socket: it has as long as a stalled client has to take a line.
+    let name = match timeout(write_timeout, read_line(&mut reader)).await {
+        Err(_) => return Ok("named no one in time; closed".to_string()),
+        Ok(read) => read,
+    };
+    let name = match name {
         Ok(Some(name)) if !name.is_empty() => name,
         Ok(Some(_)) => return refuse(&mut writer, "empty name").await,
         // Gone already: there is no one to tell.
@@ -127,6 +134,7 @@ async fn client(
     let mut forwarder = tokio::spawn(async move {
         loop {
             let line = tokio::select! {
+                biased;
                 _ = &mut told_left => return Ok(writer),
                 message = inbox.recv() => match message {
                     Ok(message) => message + "\n",
@@ -158,7 +166,10 @@ async fn client(
             }
             read = read_line(&mut reader) => match read {
                 Ok(Some(line)) => {
-                    let _ = room.send(format!("{name}: {line}"));
+                    // The forwarder may have given up while this line was read.
+                    if !forwarder.is_finished() {
+                        let _ = room.send(format!("{name}: {line}"));
+                    }
                 }
                 Ok(None) => break Ok(()),
                 Err(e) => break Err(e),

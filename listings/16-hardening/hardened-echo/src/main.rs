@@ -166,8 +166,7 @@ async fn serve(args: Args) -> Result<()> {
     // ANCHOR_END: serve
 
     // ANCHOR: shutdown
-    let ends = (&tracker, &cut, &cut_off);
-    let turned_away = turn_away(listener, ends, args, served)?;
+    let turned_away = turn_away(listener, (&tracker, &cut), args, served);
     tracker.close(); // so that `wait` can end: no more tasks to come
     info!("{signal}: stopped accepting; letting the open connections finish");
     stop.cancel();
@@ -198,46 +197,71 @@ async fn serve(args: Args) -> Result<()> {
 /// them: they connected, and might have sent a line, but would never know why.
 fn turn_away(
     listener: TcpListener,
-    (tracker, cut, cut_off): (
-        &TaskTracker,
-        &CancellationToken,
-        &Arc<AtomicUsize>,
-    ),
+    (tracker, cut): (&TaskTracker, &CancellationToken),
     args: Args,
     served: u64,
-) -> Result<u64> {
+) -> u64 {
     // Out of tokio's hands, the socket is still nonblocking: `accept`
     // returns `WouldBlock` once the queue is empty, and never waits.
-    let listener = listener.into_std()?;
+    let listener = match listener.into_std() {
+        Ok(listener) => listener,
+        Err(e) => {
+            warn!("cannot take the waiting clients: {e}; they are reset");
+            return 0;
+        }
+    };
     let mut turned_away = 0;
-    while let Ok((stream, peer)) = listener.accept() {
+    loop {
+        let (stream, peer) = match listener.accept() {
+            Ok(accepted) => accepted,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            // One client gone before its turn, or a signal: the next one.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::ConnectionAborted | ErrorKind::Interrupted
+                ) =>
+            {
+                continue;
+            }
+            Err(e) => {
+                warn!(
+                    "cannot take the waiting clients: {e}; the rest are reset"
+                );
+                break;
+            }
+        };
         turned_away += 1;
         let span = info_span!("conn", id = served + turned_away, %peer);
         let tokio = stream.set_nonblocking(true);
-        let Ok(stream) = tokio.and_then(|()| TcpStream::from_std(stream))
-        else {
-            continue; // dropped: the one client that gets a reset
+        let stream = match tokio.and_then(|()| TcpStream::from_std(stream)) {
+            Ok(stream) => stream,
+            Err(e) => {
+                // Dropped: a reset, if it had sent anything.
+                span.in_scope(|| warn!("cannot hand it to tokio: {e}; closed"));
+                continue;
+            }
         };
         let framed = Framed::new(stream, LinesCodec::new());
         let bye = Some("error: the server is shutting down".to_string());
-        let (cut, cut_off) = (cut.clone(), cut_off.clone());
+        let cut = cut.clone();
         let idle = Duration::from_secs(args.idle);
+        // Not counted as cut off: that count is of the clients served.
         tracker.spawn(
             async move {
                 tokio::select! {
                     () = hang_up(framed, bye, idle) => {
-                        info!("waited at the cap; told it we are shutting down");
+                        info!("waited in the listen queue; told it we are shutting down");
                     }
                     () = cut.cancelled() => {
-                        cut_off.fetch_add(1, Ordering::Relaxed);
-                        info!("waited at the cap; cut off before it closed");
+                        info!("waited in the listen queue; cut off before it closed");
                     }
                 }
             }
             .instrument(span),
         );
     }
-    Ok(turned_away)
+    turned_away
 }
 // ANCHOR_END: turn_away
 
