@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use crate::harness::{
-    SNAPSHOT_COMPILER, Transcript, assert_refused, assert_snapshot, compile_error_with,
-    compiler_is, debug_duration, listing,
+    Transcript, assert_refused, assert_snapshot, compile_error_with, debug_duration, listing,
+    on_snapshot_compiler,
 };
 
 /// Compiles a snippet of this chapter that uses tokio and must not compile, and checks that
@@ -15,7 +15,7 @@ use crate::harness::{
 fn refused_by_rustc(snippet: &str, token: &str, wording: &[&str]) -> Transcript {
     let transcript = compile_error_with(snippet, &["tokio"]);
     let mut expected = vec![token];
-    if compiler_is(SNAPSHOT_COMPILER) {
+    if on_snapshot_compiler() {
         expected.extend_from_slice(wording);
     }
     for expected in expected {

@@ -308,7 +308,7 @@ pub(crate) use assert_snapshot;
 
 /// The compiler whose messages the compiler-error snapshots hold: the workspace's
 /// `rust-version`. Another one words its errors its own way (see `Transcript::snapshot`).
-pub const SNAPSHOT_COMPILER: &str = env!("CARGO_PKG_RUST_VERSION");
+const SNAPSHOT_COMPILER: &str = env!("CARGO_PKG_RUST_VERSION");
 
 /// Compiles `snippet` (a path from the workspace root, inside a listing's folder) with rustc
 /// alone, as a program the book says does not compile, and returns the compiler's messages as
@@ -824,7 +824,7 @@ impl Transcript {
         }
         let shown = redact(&apply(&self.redactions, &shown));
         let snapshots = workspace_root().join("tests/snapshots");
-        if self.compiler && !compiler_is(SNAPSHOT_COMPILER) {
+        if self.compiler && !on_snapshot_compiler() {
             let recorded =
                 std::fs::read_to_string(snapshots.join(format!("{name}.snap"))).unwrap_or_default();
             assert_eq!(
@@ -860,15 +860,19 @@ fn error_codes(messages: &str) -> Vec<String> {
         .collect()
 }
 
-/// Whether `rustc` here is version `version` (`1.95`, any patch release of it).
-pub fn compiler_is(version: &str) -> bool {
-    let output = Command::new("rustc").arg("--version").output();
-    let said = output.map_or(String::new(), |o| {
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    });
-    said.strip_prefix("rustc ")
-        .and_then(|rest| rest.strip_prefix(version))
-        .is_some_and(|rest| rest.starts_with('.') || rest.starts_with(' '))
+/// Whether `rustc` here is the one the compiler-error snapshots hold (`SNAPSHOT_COMPILER`,
+/// any patch release of it). Asked of `rustc --version` once per test run.
+pub fn on_snapshot_compiler() -> bool {
+    static ANSWER: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ANSWER.get_or_init(|| {
+        let output = Command::new("rustc").arg("--version").output();
+        let said = output.map_or(String::new(), |o| {
+            String::from_utf8_lossy(&o.stdout).into_owned()
+        });
+        said.strip_prefix("rustc ")
+            .and_then(|rest| rest.strip_prefix(SNAPSHOT_COMPILER))
+            .is_some_and(|rest| rest.starts_with('.') || rest.starts_with(' '))
+    })
 }
 
 impl Transcript {
