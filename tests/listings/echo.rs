@@ -97,6 +97,35 @@ fn resume(server: &Run) {
     server.signal("CONT");
 }
 
+/// Two clients for a shutdown test, connected with `connect` (each server logs a connection
+/// its own way): `idle`, between lines after one echo, and `busy`, in the middle of its
+/// second line. One write of a line and the start of the next: the server reads both in one
+/// go, so by the time the first comes back, the start of the second is in its read buffer.
+pub(crate) fn idle_and_mid_line(
+    server: &mut Run,
+    addr: SocketAddr,
+    connect: fn(&mut Run, SocketAddr, &str) -> TcpStream,
+) -> (TcpStream, TcpStream) {
+    let mut idle = connect(server, addr, "idle");
+    idle.write_all(b"hello\n").unwrap();
+    expect_echo(&mut idle, server, "hello\n");
+    let mut busy = connect(server, addr, "busy");
+    busy.write_all(b"first\nsecond, half").unwrap();
+    expect_echo(&mut busy, server, "first\n");
+    (idle, busy)
+}
+
+/// After the shutdown signal, `busy` (from `idle_and_mid_line`) ends its line and sends two
+/// more in the same write: the line in progress is finished, and so is every whole line that
+/// came with its end (one write: one read of the server). Then the server closes its side.
+pub(crate) fn finish_the_line(busy: &mut TcpStream, server: &Run) {
+    busy.write_all(b" done\nthird\nfourth\n").unwrap();
+    assert_eq!(
+        read_to_eof(busy, server),
+        "second, half done\nthird\nfourth\n"
+    );
+}
+
 /// Sends `bytes`, then a reset, while the server is paused, and resumes it once the kernel has
 /// taken the reset: the server reads the bytes (bytes sent before a reset stay readable), and
 /// meets the reset only when it writes.
@@ -364,14 +393,7 @@ fn echo_server_hangs_up_on_slow_clients() {
 #[test]
 fn echo_server_finishes_every_line_received_on_ctrl_c() {
     let (mut server, addr) = serving("echo-server", &[]);
-    let mut idle = client(&mut server, addr, "idle");
-    idle.write_all(b"hello\n").unwrap();
-    expect_echo(&mut idle, &server, "hello\n");
-    // One write of a line and the start of the next: the server reads both in one go, so by
-    // the time the first comes back, the start of the second is in its hands.
-    let mut busy = client(&mut server, addr, "busy");
-    busy.write_all(b"first\nsecond, half").unwrap();
-    expect_echo(&mut busy, &server, "first\n");
+    let (mut idle, mut busy) = idle_and_mid_line(&mut server, addr, client);
 
     server.ctrl_c();
     server.wait_for_line(r"^SIGINT: stopped accepting; open connections: 2$");
@@ -382,13 +404,7 @@ fn echo_server_finishes_every_line_received_on_ctrl_c() {
     server.wait_for_line(r"^\[client idle\] closed at shutdown after 1 line$");
     let refused = TcpStream::connect(addr).map(drop).unwrap_err();
     assert_eq!(refused.kind(), ErrorKind::ConnectionRefused);
-    // The line in progress is finished, and so is every whole line that came with its end
-    // (one write: one read of the server). Then the server closes its side.
-    busy.write_all(b" done\nthird\nfourth\n").unwrap();
-    assert_eq!(
-        read_to_eof(&mut busy, &server),
-        "second, half done\nthird\nfourth\n"
-    );
+    finish_the_line(&mut busy, &server);
     // What the client sends after that is read and thrown away, until it closes.
     busy.write_all(b"too late\n").unwrap();
     drop(busy);

@@ -8,7 +8,8 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use crate::echo::{
-    expect_echo, named, read_to_eof, send_and_reset_while_paused, stop, wait_for_established,
+    expect_echo, finish_the_line, idle_and_mid_line, named, read_to_eof,
+    send_and_reset_while_paused, stop, wait_for_established,
 };
 use crate::harness::{
     Run, Transcript, assert_refused, assert_snapshot, listing, serving, workspace_root,
@@ -249,14 +250,7 @@ fn hardened_echo_turns_away_the_clients_waiting_at_the_cap_on_ctrl_c() {
 #[test]
 fn hardened_echo_finishes_every_line_received_on_ctrl_c() {
     let (mut server, addr) = serving(SERVER, &[]);
-    let mut idle = client(&mut server, addr, "idle");
-    idle.write_all(b"hello\n").unwrap();
-    expect_echo(&mut idle, &server, "hello\n");
-    // One write of a line and the start of the next: the server reads both in one go, so by
-    // the time the first comes back, the start of the second is in its read buffer.
-    let mut busy = client(&mut server, addr, "busy");
-    busy.write_all(b"first\nsecond, half").unwrap();
-    expect_echo(&mut busy, &server, "first\n");
+    let (mut idle, mut busy) = idle_and_mid_line(&mut server, addr, client);
 
     server.ctrl_c();
     server.wait_for_line(r"SIGINT: stopped accepting");
@@ -269,12 +263,7 @@ fn hardened_echo_finishes_every_line_received_on_ctrl_c() {
     if let Err(e) = TcpStream::connect(addr) {
         assert_eq!(e.kind(), ErrorKind::ConnectionRefused);
     }
-    // The line in progress is finished, with every whole line that came with its end.
-    busy.write_all(b" done\nthird\nfourth\n").unwrap();
-    assert_eq!(
-        read_to_eof(&mut busy, &server),
-        "second, half done\nthird\nfourth\n"
-    );
+    finish_the_line(&mut busy, &server);
     drop(busy);
 
     let transcript = server.finish();
